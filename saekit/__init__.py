@@ -1,0 +1,45 @@
+"""saekit: look inside language models with sparse autoencoders, from a notebook.
+
+Example:
+    >>> import saekit
+    >>> model = saekit.load_model()                    # SmolLM2-135M-Instruct, offline
+    >>> acts = model.activations(saekit.default_corpus(8), ["resid_post.15"])
+"""
+
+from saekit._cache import ActivationCache, cache_activations
+from saekit._loading import cache_dir
+from saekit.activations import Activations
+from saekit.corpus import default_corpus, pydoc_texts, shakespeare_texts
+from saekit.errors import (
+    CompatibilityError,
+    FormatError,
+    ModelLoadError,
+    SaekitError,
+    SiteError,
+)
+from saekit.model import Model, RunResult, load_model
+from saekit.sae.base import SAE, SAEConfig
+from saekit.sae.topk import TopKSAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAE",
+    "ActivationCache",
+    "Activations",
+    "CompatibilityError",
+    "FormatError",
+    "Model",
+    "ModelLoadError",
+    "RunResult",
+    "SAEConfig",
+    "SaekitError",
+    "SiteError",
+    "TopKSAE",
+    "cache_activations",
+    "cache_dir",
+    "default_corpus",
+    "load_model",
+    "pydoc_texts",
+    "shakespeare_texts",
+]

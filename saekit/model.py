@@ -1,0 +1,321 @@
+"""The model layer: the only place that touches nnsight.
+
+:func:`load_model` gives a :class:`Model`, which reads activations at named sites,
+runs the model with edits at sites, and generates with edits, hiding nnsight's
+tracing rules (``.save()``, ``tracer.stop()``, ``tracer.iter``, inference mode).
+
+Example:
+    >>> import saekit
+    >>> model = saekit.load_model()                      # SmolLM2-135M, offline
+    >>> acts = model.activations(["The cat sat."], ["resid_post.15"])
+    >>> acts["resid_post.15"].shape                      # [n_tokens, d_model]
+    torch.Size([4, 576])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from saekit import _loading
+from saekit._sites import Site, Structure, find_structure
+from saekit._tokens import TokenBatch, check_texts, pad_rows, split_rows
+from saekit.activations import Activations
+from saekit.errors import ModelLoadError, SaekitError
+
+#: An edit replaces a site's value: ``[batch, pos, d] -> [batch, pos, d]``.
+Edit = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Values read in one forward pass: ``acts[site]`` is ``[batch, pos, d]``."""
+
+    acts: dict[str, Tensor]
+    logits: Tensor | None
+
+
+class Model:
+    """A causal LM traced through nnsight, with sites named ``"<kind>.<layer>"``.
+
+    Build it with :func:`load_model`. ``model.nn`` is the nnsight model, ``model.hf``
+    the underlying transformers module, ``model.tokenizer`` its tokenizer.
+    """
+
+    def __init__(self, lm: Any, name: str, remote: bool | str = False) -> None:
+        self.nn = lm
+        self.hf: nn.Module = lm._module
+        self.tokenizer = lm.tokenizer
+        self.name = name
+        self.remote = remote
+        self.structure: Structure = find_structure(self.hf)
+        self.context_length = _context_length(self.hf)
+
+    # ----- description -------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return self.structure.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.structure.d_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    def sites(self) -> list[str]:
+        """All site names, in forward-pass order, e.g. ``["resid_pre.0", "attn_out.0", ...]``."""
+        return self.structure.site_names()
+
+    def site(self, name: str) -> Site:
+        """Parse a site name; unknown names raise :class:`~saekit.errors.SiteError`."""
+        return self.structure.parse(name)
+
+    def site_width(self, name: str) -> int:
+        """Width of the activations at a site (d_model, or d_mlp for ``mlp_neurons``)."""
+        return self.structure.width(self.site(name))
+
+    def __repr__(self) -> str:
+        s = self.structure
+        return (
+            f"Model({self.name!r}, layers={s.n_layers}, d_model={s.d_model}, d_mlp={s.d_mlp}, "
+            f"device={self.device}, dtype={self.dtype}{', remote' if self.remote else ''})"
+        )
+
+    # ----- tokens ------------------------------------------------------------------
+    @property
+    def special_ids(self) -> set[int]:
+        return set(self.tokenizer.all_special_ids)
+
+    def to_tokens(self, text: str) -> list[int]:
+        """Token ids of one text, with the tokenizer's own special tokens (BOS)."""
+        return list(self.tokenizer(text)["input_ids"])
+
+    def to_strings(self, ids: Sequence[int] | Tensor) -> list[str]:
+        """Each token id as the text it stands for (``" cat"``, ``"\\n"``)."""
+        ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+        return [self.tokenizer.decode([i]) for i in ids]
+
+    def batches(
+        self, texts: str | Sequence[str], *, batch_size: int = 16, max_length: int | None = None
+    ) -> Iterator[TokenBatch]:
+        """Right-padded batches of rows; texts longer than ``max_length`` are chunked."""
+        texts = check_texts(texts)
+        max_length = self._check_length(max_length)
+        pad = self.tokenizer.pad_token_id
+        pad = pad if pad is not None else self.tokenizer.eos_token_id
+        rows: list[tuple[list[int], int, int]] = []
+        prefix = 0
+        for doc, text in enumerate(texts):
+            ids = self.to_tokens(text)
+            prefix = _special_prefix(ids, self.special_ids)
+            rows.extend((r, doc, off) for r, off in split_rows(ids, prefix, max_length))
+            while len(rows) >= batch_size:
+                yield pad_rows(rows[:batch_size], pad or 0, prefix)
+                rows = rows[batch_size:]
+        if rows:
+            yield pad_rows(rows, pad or 0, prefix)
+
+    def _check_length(self, max_length: int | None) -> int:
+        if max_length is None:
+            return min(256, self.context_length)
+        if max_length > self.context_length:
+            raise SaekitError(
+                f"max_length={max_length} exceeds the model's context of "
+                f"{self.context_length} tokens. Use max_length <= {self.context_length}; "
+                "longer texts are split into windows of max_length tokens."
+            )
+        if max_length < 2:
+            raise SaekitError(f"max_length must be at least 2, got {max_length}.")
+        return max_length
+
+    # ----- running -----------------------------------------------------------------
+    def run(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        read: Sequence[str] = (),
+        edits: Mapping[str, Edit] | None = None,
+        logits: bool = True,
+        grad: bool = False,
+    ) -> RunResult:
+        """One forward pass reading and editing sites.
+
+        Args:
+            input_ids: ``[batch, pos]`` token ids (right padding recommended).
+            attention_mask: ``[batch, pos]``; defaults to all ones.
+            read: sites whose values to return (values before any edit at that site).
+            edits: site -> function replacing the site's value ``[batch, pos, d]``.
+            logits: return the logits; if False the pass stops after the last site.
+            grad: keep autograd on (for attributions); otherwise inference mode.
+
+        Returns:
+            :class:`RunResult` with ``acts[site]`` ``[batch, pos, d]`` and ``logits``.
+
+        Example:
+            >>> ids = torch.tensor([model.to_tokens("Hello world")])
+            >>> out = model.run(ids, edits={"mlp_out.3": lambda x: 0 * x})
+        """
+        edits = dict(edits or {})
+        order = sorted({self.site(s) for s in [*read, *edits]})
+        if not order and not logits:
+            raise SaekitError("run() with no sites to read, no edits and logits=False does nothing.")
+        input_ids = input_ids.to(self.device)
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(self.device)
+        ctx = torch.enable_grad() if grad else torch.inference_mode()
+        with ctx:
+            saved, out = self._trace(input_ids, mask, order, set(read), edits, logits)
+        return RunResult({s.name: saved[s.name] for s in order if s.name in read}, out)
+
+    def _trace(self, ids, mask, order, read, edits, want_logits):  # type: ignore[no-untyped-def]
+        envoys = [(s, self.nn.get(self.structure.module_path(s))) for s in order]
+        kw = {"remote": self.remote} if self.remote else {}
+        saved: dict[str, Any] = {}
+        logits = None
+        with self.nn.trace(ids, attention_mask=mask, **kw) as tracer:
+            for site, env in envoys:
+                value = _read(env, site.kind)
+                if site.name in read:
+                    saved[site.name] = value.save() if site.name not in edits else value.clone().save()
+                if site.name in edits:
+                    _write(env, site.kind, edits[site.name](value))
+            if want_logits:
+                logits = self.nn.output.logits.save()
+            else:
+                tracer.stop()
+        return saved, logits
+
+    def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None, **kw: Any) -> Tensor:
+        """``[batch, pos, vocab]`` logits, optionally with ``edits=``."""
+        out = self.run(input_ids, attention_mask, logits=True, **kw).logits
+        assert out is not None
+        return out
+
+    # ----- activations -------------------------------------------------------------
+    def iter_activations(
+        self,
+        texts: str | Sequence[str],
+        sites: str | Sequence[str],
+        *,
+        batch_size: int = 16,
+        max_length: int | None = None,
+        keep_special: bool = False,
+        progress: bool = True,
+    ) -> Iterator[Activations]:
+        """Stream :class:`Activations` one batch of texts at a time (bounded memory).
+
+        Padding is always dropped; BOS and other special tokens unless ``keep_special``.
+        """
+        sites = [sites] if isinstance(sites, str) else list(sites)
+        if not sites:
+            raise SaekitError("No sites given. Pass e.g. sites=['resid_post.15']; see model.sites().")
+        for s in sites:
+            self.site(s)
+        texts = check_texts(texts)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
+        for batch in self.batches(texts, batch_size=batch_size, max_length=max_length):
+            res = self.run(batch.input_ids, batch.attention_mask, read=sites, logits=False)
+            keep = batch.attention_mask.bool()
+            if not keep_special:
+                keep &= ~torch.isin(batch.input_ids, torch.tensor(sorted(self.special_ids)))
+            keep_dev = keep.to(self.device)
+            yield Activations(
+                acts={s: res.acts[s][keep_dev].float().cpu() for s in sites},
+                token_ids=batch.input_ids[keep],
+                doc=batch.doc[:, None].expand_as(keep)[keep],
+                pos=batch.positions()[keep],
+            )
+            bar.update(int((batch.offset == 0).sum()))
+        bar.close()
+
+    def activations(self, texts: str | Sequence[str], sites: str | Sequence[str], **kw: Any) -> Activations:
+        """Activations at ``sites`` for every (non-padding, non-special) token of ``texts``.
+
+        Args:
+            texts: one text or a list.
+            sites: site names, e.g. ``["resid_post.15", "mlp_neurons.15"]``.
+            **kw: ``batch_size``, ``max_length`` (longer texts are chunked),
+                ``keep_special`` (keep BOS etc.), ``progress``.
+
+        Returns:
+            :class:`~saekit.activations.Activations`: ``acts[site]`` ``[n_tokens, d]``
+            (float32, CPU) with ``token_ids``, ``doc`` and ``pos`` per token.
+        """
+        return Activations.concat(list(self.iter_activations(texts, sites, **kw)))
+
+
+def _read(env: Any, kind: str) -> Tensor:
+    if kind == "mlp_neurons":
+        return env.input
+    out = env.input if kind == "resid_pre" else env.output
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _write(env: Any, kind: str, value: Tensor) -> None:
+    if kind in ("mlp_neurons", "resid_pre"):
+        env.input = value
+        return
+    out = env.output
+    env.output = (value, *out[1:]) if isinstance(out, tuple) else value
+
+
+def _special_prefix(ids: list[int], special: set[int]) -> int:
+    n = 0
+    while n < len(ids) - 1 and ids[n] in special:
+        n += 1
+    return n
+
+
+def _context_length(hf: nn.Module) -> int:
+    cfg = hf.config
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
+        if isinstance(getattr(cfg, attr, None), int):
+            return int(getattr(cfg, attr))
+    return 2048
+
+
+def load_model(
+    model: Any = None,
+    *,
+    tokenizer: Any = None,
+    device: str | torch.device | None = "auto",
+    dtype: torch.dtype | str | None = None,
+    remote: bool | str = False,
+) -> Model:
+    """Load a causal LM as a saekit :class:`Model`.
+
+    Args:
+        model: ``None`` for the offline default (SmolLM2-135M-Instruct, converted
+            once from the packaged GGUF into ``$SAEKIT_CACHE``); a hub id
+            (``"org/name"``); a local HF folder; a transformers model (pass
+            ``tokenizer=``); or an nnsight model.
+        tokenizer: the tokenizer, for an already-built transformers model.
+        device: ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``...
+        dtype: e.g. ``torch.bfloat16``; default float32 for the default model.
+        remote: ``True`` runs traces on NDIF (needs a hub id and ``NDIF_API_KEY``);
+            ``"local"`` simulates the remote path in-process (offline tests).
+
+    Example:
+        >>> model = saekit.load_model()
+        >>> model.sites()[:3]
+        ['resid_pre.0', 'attn_out.0', 'mlp_neurons.0']
+    """
+    from saekit._wrap import wrap
+
+    return wrap(model, tokenizer=tokenizer, device=device, dtype=dtype, remote=remote)
+
+
+__all__ = ["Model", "RunResult", "load_model", "Edit", "ModelLoadError"]

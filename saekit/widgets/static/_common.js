@@ -1,0 +1,253 @@
+// Shared front-end helpers for saekit's views (inlined into each view's module).
+// Rule: data never reaches innerHTML. Text goes in with textContent / text nodes,
+// attributes with setAttribute; `h()` below is the only way views build DOM.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// h("div", {class: "x", onclick: fn, style: {color: "red"}}, "text", child) -> Element
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  applyAttrs(el, attrs);
+  appendAll(el, children);
+  return el;
+}
+
+export function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  applyAttrs(el, attrs);
+  appendAll(el, children);
+  return el;
+}
+
+function applyAttrs(el, attrs) {
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "style" && typeof value === "object") {
+      for (const [p, v] of Object.entries(value)) el.style.setProperty(p, String(v));
+    } else {
+      el.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+}
+
+function appendAll(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+// el.append() would print null/false as text; add() skips them like h() does.
+export function add(el, ...children) {
+  appendAll(el, children);
+  return el;
+}
+
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+// Binary traits arrive as DataView (ipywidgets buffers), ArrayBuffer, or, in a
+// standalone export, as already-built typed arrays.
+function typed(value, Kind) {
+  if (value === undefined || value === null) return new Kind(0);
+  if (value instanceof Kind) return value;
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+    const buf = value instanceof ArrayBuffer ? value : value.buffer;
+    const off = value instanceof ArrayBuffer ? 0 : value.byteOffset;
+    const len = value instanceof ArrayBuffer ? value.byteLength : value.byteLength;
+    if (off % Kind.BYTES_PER_ELEMENT === 0) return new Kind(buf, off, len / Kind.BYTES_PER_ELEMENT);
+    return new Kind(buf.slice(off, off + len));
+  }
+  return Kind.from(value);
+}
+
+export const f32 = (v) => typed(v, Float32Array);
+export const f64 = (v) => typed(v, Float64Array);
+export const i32 = (v) => typed(v, Int32Array);
+export const u8 = (v) => typed(v, Uint8Array);
+
+// Number formatting: 3 significant digits, plain for ordinary sizes.
+export function fmt(x, digits = 3) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  const a = Math.abs(x);
+  if (a === 0) return "0";
+  if (a >= 1e3 && a < 1e6) return x.toFixed(0);
+  if (a < 1e-3 || a >= 1e6) return x.toExponential(digits - 1);
+  return String(Number(x.toPrecision(digits)));
+}
+
+export function pct(x) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (x === 0) return "0%";
+  const p = 100 * x;
+  return (p < 0.01 ? p.toExponential(1) : Number(p.toPrecision(3))) + "%";
+}
+
+// --- colour -----------------------------------------------------------------------
+// Sequential white -> orange -> red (ColorBrewer OrRd), used for activations.
+const ORRD = [
+  [255, 255, 255], [254, 232, 200], [253, 212, 158], [253, 187, 132],
+  [252, 141, 89], [239, 101, 72], [215, 48, 31], [179, 0, 0],
+];
+
+function lerpStops(stops, t) {
+  const x = Math.max(0, Math.min(1, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  return stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c)));
+}
+
+export function heatRGB(t) {
+  return lerpStops(ORRD, t);
+}
+
+// Categorical hues for overlaid features (Okabe-Ito, colour-blind safe).
+export const HUES = [
+  [230, 97, 1], [0, 114, 178], [0, 158, 115], [204, 121, 167],
+  [86, 180, 233], [213, 94, 0], [240, 228, 66], [0, 0, 0],
+];
+
+export function tintRGB(hue, t) {
+  const a = Math.max(0, Math.min(1, t)) * 0.85;
+  return hue.map((c) => Math.round(255 + a * (c - 255)));
+}
+
+// Overlapping highlighter pens: multiply the tints channel by channel.
+export function multiplyRGB(colours) {
+  return colours.reduce((acc, c) => acc.map((v, k) => Math.round((v * c[k]) / 255)), [255, 255, 255]);
+}
+
+export function css(rgb) {
+  return `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
+}
+
+export function inkFor(rgb) {
+  const lum = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
+  return lum < 140 ? "#fff" : "#111";
+}
+
+// Diverging blue <- white -> red for signed values (logit effects).
+export function signedRGB(t) {
+  const a = Math.max(-1, Math.min(1, t));
+  const end = a >= 0 ? [215, 48, 31] : [33, 102, 172];
+  return tintRGB(end, Math.abs(a) / 0.85);
+}
+
+// --- tokens -------------------------------------------------------------------------
+// A token as DOM: text with visible markers for newlines (↵ + line break) and tabs.
+export function tokenContent(token) {
+  if (token === "") return [h("span", { class: "sk-tok-mark" }, "∅")];
+  const out = [];
+  const parts = String(token).replace(/\r/g, "").split("\n");
+  parts.forEach((part, i) => {
+    if (part) {
+      for (const [j, seg] of part.split("\t").entries()) {
+        if (j > 0) out.push(h("span", { class: "sk-tok-mark" }, "⇥"));
+        if (seg) out.push(seg);
+      }
+    }
+    if (i < parts.length - 1) out.push(h("span", { class: "sk-tok-mark" }, "↵"), h("br"));
+  });
+  return out;
+}
+
+export function visibleToken(token) {
+  if (token === "") return "∅";
+  return String(token).replace(/\r/g, "").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+}
+
+// --- tooltip ------------------------------------------------------------------------
+// One floating box per view. Hover shows it; click pins it until a click elsewhere.
+export class Tooltip {
+  constructor(root) {
+    this.root = root;
+    this.box = h("div", { class: "sk-tip", role: "tooltip" });
+    this.box.style.display = "none";
+    this.pinned = false;
+    this.anchor = null;
+    this._hideTimer = null;
+    this.box.addEventListener("mouseenter", () => clearTimeout(this._hideTimer));
+    this.box.addEventListener("mouseleave", () => this.scheduleHide());
+    root.appendChild(this.box);
+    this._outside = (ev) => {
+      if (!this.pinned || this.box.contains(ev.target)) return;
+      if (this.anchor && this.anchor.contains(ev.target)) return;
+      this.unpin();
+    };
+    document.addEventListener("mousedown", this._outside);
+  }
+  show(anchor, content, { pin = false } = {}) {
+    const same = anchor === this.anchor;
+    if (this.pinned && !pin && !same) return;
+    clearTimeout(this._hideTimer);
+    this.pinned = pin || (this.pinned && same);
+    this.anchor = anchor;
+    clear(this.box).appendChild(content);
+    this.box.classList.toggle("sk-pinned", this.pinned);
+    this.box.style.display = "block";
+    this.place();
+  }
+  place() {
+    if (!this.anchor) return;
+    const r = this.anchor.getBoundingClientRect();
+    const base = this.root.getBoundingClientRect();
+    const w = this.box.offsetWidth;
+    let left = r.left - base.left;
+    left = Math.max(0, Math.min(left, this.root.clientWidth - w - 4));
+    this.box.style.left = `${left}px`;
+    this.box.style.top = `${r.bottom - base.top + 6}px`;
+  }
+  scheduleHide() {
+    if (this.pinned) return;
+    clearTimeout(this._hideTimer);
+    this._hideTimer = setTimeout(() => this.hide(), 250);
+  }
+  hide() {
+    this.box.style.display = "none";
+    this.anchor = null;
+    this.pinned = false;
+  }
+  unpin() {
+    this.pinned = false;
+    this.hide();
+  }
+  destroy() {
+    document.removeEventListener("mousedown", this._outside);
+    clearTimeout(this._hideTimer);
+    this.box.remove();
+  }
+}
+
+// --- model helpers --------------------------------------------------------------------
+export function listen(model, names, fn) {
+  const handlers = names.map((n) => [`change:${n}`, () => fn(n)]);
+  for (const [ev, cb] of handlers) model.on(ev, cb);
+  return () => { for (const [ev, cb] of handlers) model.off(ev, cb); };
+}
+
+export function setTrait(model, name, value) {
+  model.set(name, value);
+  model.save_changes();
+}
+
+export function featureButton(model, id, { label, onClick, title } = {}) {
+  return h("button", {
+    class: "sk-fid",
+    type: "button",
+    title: title || `feature ${id}`,
+    "data-feature": id,
+    onclick: (ev) => { ev.stopPropagation(); (onClick || (() => requestFeature(model, id)))(ev); },
+  }, label === undefined ? `#${id}` : label);
+}
+
+export function requestFeature(model, id) {
+  model.send({ type: "feature_click", feature: id });
+}
+
+export function emptyNote(text) {
+  return h("div", { class: "sk-empty" }, text);
+}

@@ -1,0 +1,170 @@
+"""Views: synced state, plain-text forms, validation and escaping (no browser needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from saekit._html import escape, json_for_script, text_table, visible_token
+from saekit.errors import SaekitError
+from saekit.widgets import TokenDoc, TokenHighlight, _bundle
+from saekit.widgets._base import as_bytes, from_bytes
+
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"', "</script>"]
+VIEW_MODULES = ["token_highlight.js"]
+
+
+# --- infrastructure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", VIEW_MODULES)
+def test_bundle_is_one_self_contained_module(entry: str) -> None:
+    src = _bundle.bundle(entry)
+    assert src.count("export default") == 1
+    assert "import {" not in src and 'from "./' not in src
+    assert not re.search(r"\.(inner|outer)HTML\b|insertAdjacentHTML|document\.write", src)
+    assert "function h(" in src  # the shared helpers were inlined
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the syntax check of the bundled module needs it")
+    proc = subprocess.run(["node", "--check", "--input-type=module"], input=src, text=True,
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bundle_rejects_unknown_files_and_import_forms(tmp_path, monkeypatch) -> None:
+    (tmp_path / "a.js").write_text('import x from "./b.js";\nexport default {};\n')
+    (tmp_path / "c.js").write_text('import { nope } from "./d.js";\nexport default {};\n')
+    (tmp_path / "d.js").write_text("export function yes() {}\n")
+    monkeypatch.setattr(_bundle, "STATIC", tmp_path)
+    _bundle.bundle.cache_clear()
+    try:
+        with pytest.raises(SaekitError, match="only `import"):
+            _bundle.bundle("a.js")
+        with pytest.raises(SaekitError, match=r"imports \['nope'\] from d.js"):
+            _bundle.bundle("c.js")
+        with pytest.raises(SaekitError, match="not found"):
+            _bundle.bundle("missing.js")
+    finally:
+        _bundle.bundle.cache_clear()
+
+
+def test_as_bytes_round_trip_and_errors() -> None:
+    arr = np.arange(6, dtype=np.float64).reshape(2, 3)
+    data = as_bytes(arr, "f4", name="acts", ndim=2)
+    assert len(data) == 6 * 4
+    np.testing.assert_array_equal(from_bytes(data, "f4", (2, 3)), arr.astype(np.float32))
+    assert np.frombuffer(data, "<f4")[5] == 5.0  # little endian, C order
+    with pytest.raises(SaekitError, match="must have 2 dimensions, got shape \\(6,\\)"):
+        as_bytes(np.zeros(6), "f4", name="acts", ndim=2)
+    with pytest.raises(SaekitError, match="NaN or infinite"):
+        as_bytes([1.0, float("nan")], "f4", name="acts")
+
+
+def test_html_helpers_escape_hostile_strings() -> None:
+    for token in HOSTILE:
+        out = escape(token)
+        assert "<" not in out and ">" not in out and '"' not in out
+    blob = json_for_script({"t": HOSTILE})
+    assert "<" not in blob and ">" not in blob
+    assert json.loads(blob) == {"t": HOSTILE}
+    assert visible_token("a\n\tb\r") == "a↵⇥b"
+    assert visible_token("") == "∅"
+    assert text_table([("x", 0.5), ("yy", 12)], ["k", "v"]).splitlines() == [
+        "k   v", "--  ---", "x   0.5", "yy   12"]
+
+
+# --- TokenHighlight ---------------------------------------------------------------------
+
+
+def _docs() -> list[TokenDoc]:
+    d0 = TokenDoc(
+        ["<bos>", "The", " cat", "\n", HOSTILE[0]],
+        np.array([[9.0, 0], [0.5, 1], [2, 0], [0, 0], [1, 3]], np.float32),
+        top_ids=np.array([[0, -1], [3, 9], [3, 1], [1, 2], [4, 3]]),
+        top_values=np.array([[9, 0], [1, 0.5], [2, 1], [0.1, 0.05], [3, 1]], np.float32),
+        mask=[True, False, False, False, False],
+        label="first",
+    )
+    d1 = TokenDoc(["<bos>", HOSTILE[1]], np.array([[0.0, 0], [4, 0.25]]),
+                  top_ids=np.array([[-1], [3]]), top_values=np.array([[0.0], [4]]), mask=[1, 0])
+    return [d0, d1]
+
+
+def test_token_highlight_synced_state() -> None:
+    view = TokenHighlight(_docs(), feature_ids=[3, 4], feature_labels={3: "cats"})
+    state, buffers = view.view_state()
+    assert state["tokens"] == [["<bos>", "The", " cat", "\n", HOSTILE[0]], ["<bos>", HOSTILE[1]]]
+    assert state["doc_labels"] == ["first", ""]
+    assert state["feature_ids"] == [3, 4]
+    assert state["feature_labels"] == {"3": "cats"}
+    assert state["selected_feature"] == 3 and state["overlay"] == [] and state["top_k"] == 2
+    assert set(buffers) == {"acts", "mask", "top_ids", "top_values"}
+    acts = from_bytes(buffers["acts"], "f4", (7, 2))
+    np.testing.assert_array_equal(acts[:, 0], [9, 0.5, 2, 0, 1, 0, 4])
+    np.testing.assert_array_equal(from_bytes(buffers["mask"], "u1"), [1, 0, 0, 0, 0, 1, 0])
+    ids = from_bytes(buffers["top_ids"], "i4", (7, 2))
+    np.testing.assert_array_equal(ids[5:], [[-1, -1], [3, -1]])  # second doc padded to k=2
+    payload = view.view_state_json()
+    assert set(payload["acts"]) == {"$b64"}
+    json.dumps(payload)  # JSON-able
+
+
+def test_token_highlight_values_scale_and_text() -> None:
+    view = TokenHighlight(_docs(), feature_ids=[3, 4])
+    assert view.scale_max(3) == 4.0  # the masked 9.0 does not count
+    view.selected_feature = 1  # not a column: values come from the top-k lists
+    np.testing.assert_allclose(view.feature_values(1), [0, 0, 1, 0.1, 0, 0, 0])
+    view.selected_feature = 3
+    assert view.to_text() == (
+        "TokenHighlight · 2 documents · 7 tokens · features #3 #4 · showing #3 (max 4)\n"
+        "[first] ⟦<bos>⟧[The:0.5][ cat:2]↵[<script>alert(1)</script>:1]\n"
+        "[1] ⟦<bos>⟧[<img src=x onerror=alert(1)>:4]"
+    )
+    view.overlay = [3, 4]
+    assert view.shown_features == [3, 4]
+    assert "[The:#3=0.5,#4=1]" in repr(view)
+    view.vmax = 10.0
+    assert view.scale_max(4) == 10.0
+    assert view._repr_mimebundle_()[0]["text/plain"] == view.to_text()
+
+
+def test_token_highlight_single_column_and_defaults() -> None:
+    view = TokenHighlight([(["a", "b"], np.array([1.0, 2.0]))])
+    assert view.feature_ids == [0] and view.selected_feature == 0 and view.top_k == 0
+    assert view.to_text().endswith("[0] [a:1][b:2]")
+
+
+@pytest.mark.parametrize(
+    ("docs", "ids", "match"),
+    [
+        ([], None, "at least one document"),
+        ([(["a", "b"], np.zeros((3, 1)))], None, "n_tokens = 2 .* got \\(3, 1\\)"),
+        ([(["a"], np.zeros((1, 2)))], [1], "feature_ids has 1 ids but the activations have 2"),
+        ([(["a"], np.zeros((1, 1))), (["b"], np.zeros((1, 2)))], None, "same number of feature"),
+        ([TokenDoc(["a"], [1.0], mask=[1, 0])], None, "mask must have shape \\[1\\]"),
+        ([TokenDoc(["a"], [1.0], top_ids=[[1]]), TokenDoc(["b"], [1.0])], None, "every document"),
+        ([TokenDoc(["a"], [1.0], top_ids=[[1, 2]], top_values=[[1.0]])], None, "top_values must"),
+    ],
+)
+def test_token_highlight_validation(docs, ids, match) -> None:
+    with pytest.raises(SaekitError, match=match):
+        TokenHighlight(docs, feature_ids=ids)
+
+
+def test_feature_click_message_reaches_handlers() -> None:
+    view = TokenHighlight(_docs(), feature_ids=[3, 4])
+    seen: list[int] = []
+    view.on_feature_click(seen.append)
+    view._handle_custom_msg(view, {"type": "feature_click", "feature": 9}, [])
+    view._handle_custom_msg(view, {"type": "feature_click", "feature": 9}, [])  # same id again
+    view._handle_custom_msg(view, {"type": "feature_click", "feature": "9"}, [])  # ignored
+    view._handle_custom_msg(view, {"type": "other", "feature": 1}, [])
+    assert seen == [9, 9] and view.requested_feature == 9
+    view.on_feature_click(seen.append, remove=True)
+    view.request_feature(2)
+    assert seen == [9, 9] and view.requested_feature == 2

@@ -18,14 +18,26 @@ from saekit.errors import (
     SiteError,
 )
 from saekit.model import Model, RunResult, load_model
-from saekit.sae.base import SAE, SAEConfig
-from saekit.sae.topk import TopKSAE
+from saekit.sae import (
+    SAE,
+    BatchTopKSAE,
+    JumpReLUSAE,
+    ReLUSAE,
+    SAEConfig,
+    TopKSAE,
+    init_weights,
+    load_sae,
+    save_sae,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SAE",
     "ActivationCache",
+    "BatchTopKSAE",
+    "JumpReLUSAE",
+    "ReLUSAE",
     "Activations",
     "CompatibilityError",
     "FormatError",
@@ -39,7 +51,10 @@ __all__ = [
     "cache_activations",
     "cache_dir",
     "default_corpus",
+    "init_weights",
     "load_model",
+    "load_sae",
     "pydoc_texts",
+    "save_sae",
     "shakespeare_texts",
 ]

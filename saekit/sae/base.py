@@ -102,7 +102,10 @@ class SAE(nn.Module, abc.ABC):
         return self.W_dec.device
 
     def pre_acts(self, x: Tensor) -> Tensor:
-        """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``; ``[..., d_in] -> [..., d_sae]``."""
+        """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``.
+
+        Shapes: ``[..., d_in] -> [..., d_sae]``.
+        """
         self._check_width(x)
         x = x.to(self.W_enc.dtype)
         return (x - self.b_dec) @ self.W_enc + self.b_enc

@@ -16,7 +16,7 @@ from saekit.widgets import TokenDoc, TokenHighlight, _bundle
 from saekit.widgets._base import as_bytes, from_bytes
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"', "</script>"]
-VIEW_MODULES = ["token_highlight.js"]
+VIEW_MODULES = ["token_highlight.js", "feature_card.js"]
 
 
 # --- infrastructure ---------------------------------------------------------------------
@@ -168,3 +168,106 @@ def test_feature_click_message_reaches_handlers() -> None:
     view.on_feature_click(seen.append, remove=True)
     view.request_feature(2)
     assert seen == [9, 9] and view.requested_feature == 2
+
+
+# --- FeatureCard ------------------------------------------------------------------------
+
+
+def _card_payload() -> dict:
+    return {
+        "feature_id": 42,
+        "density": 0.0125,
+        "max_act": 4.0,
+        "mean_act": 1.5,
+        "label": HOSTILE[1],
+        "sae_name": "toy",
+        "top_examples": [
+            {"tokens": ["<bos>", " a", HOSTILE[0]], "acts": [5.0, 1.0, 4.0], "mask": [1, 0, 0]},
+            ([" b", "\n"], np.array([2.0, 0.0])),
+        ],
+        "quantiles": [("0.0 – 0.5 of max", [([" c"], [0.5])])],
+        "histogram": {"edges": [0, 1, 2, 4], "counts": [10, 5, 1], "xlabel": "activation"},
+        "top_logits": [(" cats", 1.25), ('"', 0.5)],
+        "bottom_logits": [(" dog", -0.75)],
+        "neighbours": [(7, 0.5), (9, -0.25)],
+        "extra_stats": {"l0 share": 0.1},
+    }
+
+
+def test_feature_card_synced_state_snapshot() -> None:
+    from saekit.widgets import FeatureCard
+
+    card = FeatureCard(_card_payload())
+    state, buffers = card.view_state()
+    assert state == {
+        "feature_id": 42,
+        "label": HOSTILE[1],
+        "sae_name": "toy",
+        "stats": [["density", 0.0125, "pct"], ["max", 4.0, "num"], ["mean", 1.5, "num"],
+                  ["l0 share", 0.1, "num"]],
+        "groups": ["Top activations", "0.0 – 0.5 of max"],
+        "ex_tokens": [["<bos>", " a", HOSTILE[0]], [" b", "\n"], [" c"]],
+        "ex_group": [0, 0, 1],
+        "scale_max": 4.0,
+        "hist_xlabel": "activation",
+        "top_logits": [[" cats", 1.25], ['"', 0.5]],
+        "bottom_logits": [[" dog", -0.75]],
+        "neighbours": [[7, 0.5], [9, -0.25]],
+        "requested_feature": None,
+    }
+    np.testing.assert_array_equal(from_bytes(buffers["ex_acts"], "f4"), [5, 1, 4, 2, 0, 0.5])
+    np.testing.assert_array_equal(from_bytes(buffers["ex_mask"], "u1"), [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(from_bytes(buffers["hist_edges"], "f8"), [0, 1, 2, 4])
+    np.testing.assert_array_equal(from_bytes(buffers["hist_counts"], "f8"), [10, 5, 1])
+
+
+def test_feature_card_text_form() -> None:
+    from saekit.widgets import FeatureCard
+
+    lines = FeatureCard(_card_payload()).to_text().splitlines()
+    assert lines[:6] == [
+        "Feature #42 · toy · <img src=x onerror=alert(1)>",
+        "density 1.25% · max 4 · mean 1.5 · l0 share 0.1",
+        "Top activations:",
+        "       4  ⟦<bos>⟧[ a:1][<script>alert(1)</script>:4]",
+        "       2  [ b:2]↵",
+        "0.0 – 0.5 of max:",
+    ]
+    assert lines[7] == "Histogram (activation):"
+    assert lines[8].split() == ["0", "–", "1", "████████████████████████", "10"]
+    assert lines[-3:] == [
+        "Top logits: ' cats' 1.25, '\"' 0.5",
+        "Bottom logits: ' dog' -0.75",
+        "Neighbours: #7 (0.5), #9 (-0.25)",
+    ]
+
+
+def test_feature_card_update_and_click() -> None:
+    from saekit.widgets import FeatureCard, FeatureCardData
+
+    card = FeatureCard(FeatureCardData(feature_id=1))
+    assert card.to_text() == "Feature #1\n(no stats)"
+    opened: list[int] = []
+    card.on_feature_click(lambda f: card.update({**_card_payload(), "feature_id": f}))
+    card.on_feature_click(opened.append)
+    card._handle_custom_msg(card, {"type": "feature_click", "feature": 7}, [])
+    assert opened == [7] and card.feature_id == 7 and card.requested_feature == 7
+    assert card.scale_max == 4.0 and len(card.examples()) == 3
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        ({"feature_id": 1, "nope": 2}, "Unknown feature-card fields \\['nope'\\]"),
+        ({"feature_id": 1, "top_examples": [(["a", "b"], [1.0])]}, "one value per token \\(2\\)"),
+        ({"feature_id": 1, "histogram": {"edges": [0, 1], "counts": [1, 2]}}, "n_bins \\+ 1 edges"),
+        ({"feature_id": 1, "histogram": {"edges": [0, 2, 1], "counts": [1, 2]}}, "increase"),
+    ],
+)
+def test_feature_card_validation(payload, match) -> None:
+    from saekit.widgets import FeatureCard
+
+    with pytest.raises(SaekitError, match=match):
+        FeatureCard(payload)
+    with pytest.raises(SaekitError, match="FeatureCardData or a dict"):
+        FeatureCard(42)  # type: ignore[arg-type]

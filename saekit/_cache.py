@@ -210,7 +210,7 @@ def _flush(folder: Path, meta: dict[str, Any], acts: Activations, site: str, dty
            next_doc: int) -> None:
     name = f"shard_{len(meta['shards']):05d}.safetensors"
     _atomic_save_tensors(
-        {"acts": acts[site].to(dtype), "token_ids": acts.token_ids, "doc": acts.doc, "pos": acts.pos},
+        {"acts": acts[site].to(dtype), "token_id": acts.token_ids, "doc": acts.doc, "pos": acts.pos},
         folder / name,
     )
     meta["shards"].append({"file": name, "n": len(acts)})

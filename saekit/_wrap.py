@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from saekit import _loading
+from saekit._sites import find_structure
 from saekit.errors import ModelLoadError
 
 
@@ -27,7 +28,7 @@ def wrap(
     if remote:
         return _remote(model, remote, dt)
     dev = _loading.resolve_device(device)
-    if isinstance(model, nnsight.NNsight):
+    if isinstance(model, nnsight.Envoy):
         if getattr(model, "tokenizer", None) is None:
             raise ModelLoadError("This nnsight model has no tokenizer; wrap it with one.")
         return Model(model, name=_name_of(model._module), remote=False)
@@ -50,6 +51,7 @@ def wrap(
             f"load_model got a {type(model).__name__}. Expected None (the default model), "
             "a hub id or folder (str), a transformers model with tokenizer=, or an nnsight model."
         )
+    find_structure(hf)  # fail early, with saekit's message, on a non-decoder model
     hf = hf.to(device=dev, dtype=dt) if dt else hf.to(dev)
     hf.eval()
     lm = nnsight.TransformersModel(hf, tokenizer=tok, task="text-generation")

@@ -15,14 +15,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from saekit import _loading
 from saekit._sites import Site, Structure, find_structure
 from saekit._tokens import TokenBatch, check_texts, pad_rows, split_rows
 from saekit.activations import Activations
@@ -201,6 +199,70 @@ class Model:
         out = self.run(input_ids, attention_mask, logits=True, **kw).logits
         assert out is not None
         return out
+
+    # ----- generation --------------------------------------------------------------
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        *,
+        edits: Mapping[str, Edit] | None = None,
+        max_new_tokens: int = 32,
+        do_sample: bool = False,
+        seed: int | None = 0,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+    ) -> list[str]:
+        """Continue each prompt, applying ``edits`` at every step (prompt and new tokens).
+
+        Exactly ``max_new_tokens`` tokens are generated (the text is cut at the first
+        end-of-sequence token), so a batch of prompts stays aligned. With the KV cache,
+        each step after the first runs only the newest token, so an edit sees
+        ``[batch, 1, d]`` then. Sampling is seeded: baseline and edited runs with the
+        same ``seed`` draw the same random numbers.
+
+        Example:
+            >>> model.generate("The capital of France is", max_new_tokens=5)
+            [' Paris.']
+        """
+        prompts = check_texts(prompts)
+        if max_new_tokens < 1:
+            raise SaekitError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
+        enc = self._left_padded(prompts)
+        order = sorted((self.site(s), f) for s, f in (edits or {}).items())
+        envoys = [(s, self.nn.get(self.structure.module_path(s)), f) for s, f in order]
+        kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
+                              "do_sample": do_sample, "pad_token_id": enc["pad"]}
+        if do_sample:
+            kw.update(temperature=temperature, top_p=top_p)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            with self.nn.generate(enc["input_ids"], attention_mask=enc["attention_mask"], **kw) as tracer:
+                for _ in tracer.iter[:max_new_tokens]:
+                    for site, env, fn in envoys:
+                        _write(env, site.kind, fn(_read(env, site.kind)))
+                out = tracer.result.save()
+        new = out[:, enc["input_ids"].shape[1] :].cpu()
+        return [self._decode_until_eos(row) for row in new]
+
+    def _left_padded(self, prompts: list[str]) -> dict[str, Any]:
+        rows = [self.to_tokens(p) for p in prompts]
+        pad = self.tokenizer.pad_token_id
+        pad = self.tokenizer.eos_token_id if pad is None else pad
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad or 0, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r)
+            mask[i, width - len(r) :] = 1
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device), "pad": pad}
+
+    def _decode_until_eos(self, row: Tensor) -> str:
+        ids = row.tolist()
+        eos = self.tokenizer.eos_token_id
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     # ----- activations -------------------------------------------------------------
     def iter_activations(

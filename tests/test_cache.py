@@ -1,0 +1,87 @@
+"""On-disk activation cache: round trip, shuffling, resume, atomicity."""
+
+from __future__ import annotations
+
+import json
+
+import _tiny
+import pytest
+import torch
+
+import saekit
+from saekit.errors import FormatError, SaekitError
+
+TEXTS = [f"{chr(65 + i)} {t}" for i, t in enumerate(_tiny.CORPUS * 6)]  # 24 distinct texts
+
+
+def test_cache_round_trip_equals_direct_activations(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
+                                     shard_tokens=100, docs_per_step=4, progress=False)
+    direct = tiny_llama.activations(TEXTS, "resid_post.1", progress=False)
+    assert cache.complete and cache.n_tokens == len(direct) and cache.d_in == 32
+    assert len(cache.meta["shards"]) > 2
+    torch.testing.assert_close(cache.load(), direct["resid_post.1"])
+    assert cache.tokens()["doc"].tolist() == direct.doc.tolist()
+    assert "complete" in repr(cache)
+
+
+def test_iter_batches_shuffles_covers_and_resumes(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
+                                     shard_tokens=100, docs_per_step=4, progress=False)
+    all_rows = cache.load()
+    batches = list(cache.iter_batches(16, seed=1))
+    assert len(batches) == cache.n_tokens // 16
+    got = torch.cat(batches)
+    assert not torch.equal(got, all_rows[: len(got)])  # shuffled
+    # every returned row is a cached row, none twice
+    idx = torch.cdist(got, all_rows).argmin(1)
+    assert idx.unique().numel() == len(got)
+    for start in (0, 3, 7, len(batches) - 1):
+        resumed = list(cache.iter_batches(16, seed=1, start=start))
+        assert len(resumed) == len(batches) - start
+        torch.testing.assert_close(torch.cat(resumed), torch.cat(batches[start:]))
+    ordered = torch.cat(list(cache.iter_batches(16, shuffle=False)))
+    torch.testing.assert_close(ordered, all_rows[: len(ordered)])
+
+
+def test_interrupted_caching_resumes(tiny_llama: saekit.Model, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import saekit._cache as cache_mod
+
+    calls = {"n": 0}
+    real = cache_mod._flush
+
+    def crash_on_third(*a, **k):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(*a, **k)
+
+    monkeypatch.setattr(cache_mod, "_flush", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
+                                 shard_tokens=100, docs_per_step=4, progress=False)
+    partial = saekit.ActivationCache(tmp_path / "c")
+    assert not partial.complete and len(partial.meta["shards"]) == 2
+    monkeypatch.setattr(cache_mod, "_flush", real)
+    done = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
+                                    shard_tokens=100, docs_per_step=4, progress=False)
+    direct = tiny_llama.activations(TEXTS, "resid_post.1", progress=False)
+    torch.testing.assert_close(done.load(), direct["resid_post.1"])
+    assert not list((tmp_path / "c").glob(".tmp-*"))
+
+
+def test_cache_from_other_texts_refused(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    saekit.cache_activations(tiny_llama, TEXTS[:4], "resid_post.1", tmp_path / "c", progress=False)
+    with pytest.raises(SaekitError, match="other texts or settings"):
+        saekit.cache_activations(tiny_llama, TEXTS[:5], "resid_post.1", tmp_path / "c", progress=False)
+
+
+def test_missing_and_corrupt_cache(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FormatError, match="No activation cache"):
+        saekit.ActivationCache(tmp_path / "nothing")
+    cache = saekit.cache_activations(tiny_llama, TEXTS[:4], "resid_post.1", tmp_path / "c", progress=False)
+    shard = tmp_path / "c" / cache.meta["shards"][0]["file"]
+    shard.write_bytes(shard.read_bytes()[:50])
+    with pytest.raises(FormatError, match="corrupt"):
+        cache.load()
+    assert json.loads((tmp_path / "c" / "meta.json").read_text())["complete"]

@@ -44,6 +44,7 @@ class Structure:
     down: str  # path inside the MLP, e.g. "down_proj"
     d_model: int
     d_mlp: int
+    final_norm: str  # e.g. "model.norm"; "" when the model has none
 
     def layer_path(self, i: int) -> str:
         return f"{self.layers}.{i}"
@@ -92,7 +93,20 @@ def find_structure(model: nn.Module) -> Structure:
     mlp = _child_named(layer, _MLP_WORDS, "MLP")
     down, weight = _down_projection(getattr(layer, mlp))
     d_model, d_mlp = _down_widths(weight, layer)
-    return Structure(layers_path, len(stack), attn, mlp, down, d_model, d_mlp)
+    norm = _final_norm(model, layers_path, d_model)
+    return Structure(layers_path, len(stack), attn, mlp, down, d_model, d_mlp, norm)
+
+
+def _final_norm(model: nn.Module, layers_path: str, d_model: int) -> str:
+    """The norm registered after the decoder stack in the same parent (ln_f, norm...)."""
+    parent_path, _, stack_name = layers_path.rpartition(".")
+    parent = model.get_submodule(parent_path)
+    names = [n for n, _ in parent.named_children()]
+    for name in names[names.index(stack_name) + 1 :]:
+        w = getattr(parent.get_submodule(name), "weight", None)
+        if isinstance(w, nn.Parameter) and w.ndim == 1 and w.shape[0] == d_model:
+            return f"{parent_path}.{name}" if parent_path else name
+    return ""
 
 
 def _decoder_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:

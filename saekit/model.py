@@ -90,6 +90,25 @@ class Model:
             f"device={self.device}, dtype={self.dtype}{', remote' if self.remote else ''})"
         )
 
+    # ----- unembedding -------------------------------------------------------------
+    @property
+    def W_U(self) -> Tensor:
+        """Unembedding matrix ``[d_model, vocab]``."""
+        return self.hf.get_output_embeddings().weight.T
+
+    def unembed(self, x: Tensor, *, norm: bool = True) -> Tensor:
+        """Logits of residual vectors ``[..., d_model] -> [..., vocab]`` (final norm, then unembed).
+
+        Example:
+            >>> logits = model.unembed(sae.W_dec[7])    # a feature's direct logit effect
+        """
+        x = x.to(self.device, self.dtype)
+        path = self.structure.final_norm
+        with torch.no_grad():
+            if norm and path:
+                x = self.hf.get_submodule(path)(x)
+            return self.hf.get_output_embeddings()(x)
+
     # ----- tokens ------------------------------------------------------------------
     @property
     def special_ids(self) -> set[int]:

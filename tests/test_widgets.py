@@ -16,7 +16,7 @@ from saekit.widgets import TokenDoc, TokenHighlight, _bundle
 from saekit.widgets._base import as_bytes, from_bytes
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"', "</script>"]
-VIEW_MODULES = ["token_highlight.js", "feature_card.js"]
+VIEW_MODULES = ["token_highlight.js", "feature_card.js", "steering.js"]
 
 
 # --- infrastructure ---------------------------------------------------------------------
@@ -271,3 +271,88 @@ def test_feature_card_validation(payload, match) -> None:
         FeatureCard(payload)
     with pytest.raises(SaekitError, match="FeatureCardData or a dict"):
         FeatureCard(42)  # type: ignore[arg-type]
+
+
+# --- Steering ---------------------------------------------------------------------------
+
+
+def _fake_generate(prompt: str, clamps: dict[int, float]) -> tuple[str, str]:
+    steer = " ".join(f"{f}:{v:g}" for f, v in sorted(clamps.items()))
+    return prompt + "!", f"{prompt.upper()} [{steer}]"
+
+
+def test_steering_generates_on_changes_and_syncs_state() -> None:
+    from saekit.widgets import Steering, SteerSlider
+
+    view = Steering(_fake_generate, [SteerSlider(3, "cats", value=2.0, min=0, max=8), 5],
+                    prompt="hi")
+    assert view.wait(5)
+    assert (view.baseline, view.steered) == ("hi!", "HI [3:2 5:0]")
+    assert view.sliders == [
+        {"feature_id": 3, "label": "cats", "initial": 2.0, "min": 0, "max": 8, "step": 0.1},
+        {"feature_id": 5, "label": "", "initial": 0.0, "min": -10.0, "max": 10.0, "step": 0.1},
+    ]
+    assert view.values == [2.0, 0.0] and view.enabled == [True, True]
+    view.values = [6.5, 0.0]  # what a slider move in the page does
+    assert view.wait(5) and view.steered == "HI [3:6.5 5:0]"
+    assert view.shown_clamps == [[3, 6.5], [5, 0.0]]
+    view.set_value(5, -1.0, enabled=False)
+    assert view.wait(5) and view.steered == "HI [3:6.5]" and view.clamps == {3: 6.5}
+    view.prompt = "<script>x</script>"
+    assert view.wait(5) and view.baseline == "<script>x</script>!"
+    assert view.code == "baseline, steered = generate_fn('<script>x</script>', {3: 6.5})"
+    assert view.generation == 4 and not view.busy and view.error == ""
+    assert view.to_text().splitlines()[0] == "Steering (clamp) · #3=6.5, #5=-1 (off)"
+
+
+def test_steering_runs_off_thread_newest_request_wins() -> None:
+    import threading
+
+    from saekit.widgets import Steering
+
+    gate = threading.Event()
+    calls: list[dict[int, float]] = []
+
+    def slow(prompt: str, clamps: dict[int, float]) -> tuple[str, str]:
+        calls.append(dict(clamps))
+        gate.wait(5)
+        return prompt, str(clamps)
+
+    busy_log: list[bool] = []
+    view = Steering(slow, [1], prompt="p")
+    view.observe(lambda ch: busy_log.append(ch.new), names="busy")
+    assert view.busy  # the first call is running in the worker; __init__ returned at once
+    for v in (1.0, 2.0, 3.0):
+        view.values = [v]  # the kernel keeps handling changes while the call runs
+    assert not view.wait(0.05)
+    gate.set()
+    assert view.wait(5)
+    assert calls == [{1: 0.0}, {1: 3.0}]  # 1.0 and 2.0 were superseded, never run
+    assert view.steered == "{1: 3.0}" and busy_log[-1] is False and view.generation == 2
+
+
+def test_steering_errors_and_custom_code() -> None:
+    from saekit.widgets import Steering
+
+    def broken(prompt: str, clamps: dict[int, float]) -> tuple[str, str]:
+        if clamps.get(1):
+            raise RuntimeError("model exploded")
+        return "only one string"  # type: ignore[return-value]
+
+    view = Steering(broken, [1], prompt="p", mode="multiply",
+                    code_fn=lambda p, c: f"saekit.steer({p!r}, {c!r}, mode='multiply')")
+    assert view.wait(5)
+    assert "must return (baseline_text, steered_text)" in view.error
+    view.values = [2.0]
+    assert view.wait(5) and view.error == "generate_fn failed: RuntimeError: model exploded"
+    assert view.code == "saekit.steer('p', {1: 2.0}, mode='multiply')" and not view.busy
+    manual = Steering(_fake_generate, [1], prompt="p", auto=False)
+    assert manual.wait(1) and manual.generation == 0
+    manual._handle_custom_msg(manual, {"type": "generate"}, [])
+    assert manual.wait(5) and manual.steered == "P [1:0]"
+    with pytest.raises(SaekitError, match="need min <= value <= max"):
+        Steering(_fake_generate, [{"feature_id": 1, "value": 20.0}])
+    with pytest.raises(SaekitError, match="one slider only"):
+        Steering(_fake_generate, [1, 1])
+    with pytest.raises(SaekitError, match="No slider for feature 9; the sliders are \\[1\\]"):
+        manual.set_value(9, 1.0)

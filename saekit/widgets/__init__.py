@@ -3,6 +3,7 @@
 Public names:
     TokenDoc, TokenHighlight: tokens coloured by feature activations.
     FeatureCardData (+ CardExample, QuantileGroup, Histogram), FeatureCard: a feature's dashboard.
+    SteerSlider, Steering: sliders + prompt -> baseline and steered text (injected generate_fn).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from saekit.widgets.feature_card import (
     Histogram,
     QuantileGroup,
 )
+from saekit.widgets.steering import GenerateFn, Steering, SteerSlider
 from saekit.widgets.token_highlight import TokenDoc, TokenHighlight
 
 __all__ = [
     "CardExample",
     "FeatureCard",
     "FeatureCardData",
+    "GenerateFn",
     "Histogram",
     "QuantileGroup",
     "SaekitView",
+    "SteerSlider",
+    "Steering",
     "TokenDoc",
     "TokenHighlight",
 ]

@@ -16,7 +16,8 @@ from saekit.widgets import TokenDoc, TokenHighlight, _bundle
 from saekit.widgets._base import as_bytes, from_bytes
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"', "</script>"]
-VIEW_MODULES = ["token_highlight.js", "feature_card.js", "steering.js"]
+VIEW_MODULES = [
+    "token_highlight.js", "feature_card.js", "steering.js", "training_monitor.js"]
 
 
 # --- infrastructure ---------------------------------------------------------------------
@@ -356,3 +357,52 @@ def test_steering_errors_and_custom_code() -> None:
         Steering(_fake_generate, [1, 1])
     with pytest.raises(SaekitError, match="No slider for feature 9; the sliders are \\[1\\]"):
         manual.set_value(9, 1.0)
+
+
+# --- TrainingMonitor --------------------------------------------------------------------
+
+
+def test_training_monitor_state_text_and_frame() -> None:
+    from saekit.widgets import TrainingMonitor
+
+    mon = TrainingMonitor(["l0", "mse"], title="sweep", min_interval=0)
+    assert mon.to_text() == "TrainingMonitor · sweep · no data yet"
+    mon.update(0, {"a": {"l0": 10.0, "mse": 1.0}, "b": {"l0": 20.0}})
+    mon.update(10, {"a": {"l0": 8.0, "mse": 0.5, "dead_fraction": float("nan")},
+                    "b": {"l0": 16.0, "dead_fraction": 0.25}})
+    assert mon.saes == ["a", "b"] and mon.metrics == ["l0", "mse", "dead_fraction"]
+    assert mon.series == [{"sae": "a", "metric": "l0", "n": 2}, {"sae": "a", "metric": "mse", "n": 2},
+                          {"sae": "b", "metric": "l0", "n": 2},
+                          {"sae": "b", "metric": "dead_fraction", "n": 1}]
+    data = from_bytes(mon.data, "f8", (-1, 2))
+    np.testing.assert_array_equal(data, [[0, 10], [10, 8], [0, 1], [10, 0.5], [0, 20], [10, 16],
+                                         [10, 0.25]])
+    assert mon.step == 10
+    assert mon.to_text().splitlines() == [
+        "TrainingMonitor · sweep · step 10 · 2 SAEs",
+        "sae  L0  MSE  Dead fraction",
+        "---  --  ---  -------------",
+        "a     8  0.5  -",
+        "b    16  -             0.25",
+    ]
+    frame = mon.to_frame()
+    assert list(frame.columns) == ["sae", "metric", "step", "value"] and len(frame) == 7
+    with pytest.raises(SaekitError, match="sae_name: \\{metric_name: value\\}"):
+        mon.update(20, {"l0": 3.0})  # type: ignore[dict-item]
+
+
+def test_training_monitor_throttles_and_thins() -> None:
+    import time
+
+    from saekit.widgets import TrainingMonitor
+
+    mon = TrainingMonitor(min_interval=0.3, max_points=10)
+    mon.update(0, {"a": {"l0": 0.0}})  # first update syncs at once
+    for step in range(1, 100):
+        mon.update(step, {"a": {"l0": float(step)}})
+    assert mon.series == [{"sae": "a", "metric": "l0", "n": 1}]  # the rest is held back...
+    time.sleep(0.6)
+    assert mon.series == [{"sae": "a", "metric": "l0", "n": 10}]  # ...and flushed by a timer
+    steps = from_bytes(mon.data, "f8", (-1, 2))[:, 0]
+    assert steps[0] == 0 and steps[-1] == 99 and np.all(np.diff(steps) > 0)
+    assert len(mon.to_frame()) == 100  # all points are kept on the Python side

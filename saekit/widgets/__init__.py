@@ -4,6 +4,7 @@ Public names:
     TokenDoc, TokenHighlight: tokens coloured by feature activations.
     FeatureCardData (+ CardExample, QuantileGroup, Histogram), FeatureCard: a feature's dashboard.
     SteerSlider, Steering: sliders + prompt -> baseline and steered text (injected generate_fn).
+    TrainingMonitor: live metric charts per step for several SAEs (`update(step, metrics)`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from saekit.widgets.feature_card import (
 )
 from saekit.widgets.steering import GenerateFn, Steering, SteerSlider
 from saekit.widgets.token_highlight import TokenDoc, TokenHighlight
+from saekit.widgets.training_monitor import TrainingMonitor
 
 __all__ = [
     "CardExample",
@@ -31,4 +33,5 @@ __all__ = [
     "Steering",
     "TokenDoc",
     "TokenHighlight",
+    "TrainingMonitor",
 ]

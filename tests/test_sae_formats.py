@@ -696,3 +696,12 @@ def test_device_argument(tmp_path: Path) -> None:
     sae = load_sae(path, device="cpu")
     assert sae.device == torch.device("cpu") and not sae.training
     assert pickle.loads(pickle.dumps(sae.cfg)) == sae.cfg
+
+
+def test_subset_of_a_saved_subset_maps_to_original_indices(tmp_path: Path) -> None:
+    path = save_sae(random_saekit(ReLUSAE), tmp_path / "full")
+    part = load_sae(path, features=[20, 3, 11])
+    again = load_sae(save_sae(part, tmp_path / "part"), features=[2, 0])
+    assert again.cfg.training["feature_indices"] == [11, 20]
+    assert again.cfg.training["full_d_sae"] == D_SAE
+    torch.testing.assert_close(again.W_dec, load_sae(path).W_dec[[11, 20]])

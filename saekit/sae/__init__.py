@@ -10,18 +10,12 @@ Example:
 
 from saekit.sae.base import SAE, SAEConfig
 from saekit.sae.batchtopk import BatchTopKSAE
+from saekit.sae.formats._build import ARCHITECTURES
 from saekit.sae.initialization import data_center, geometric_median, init_weights
 from saekit.sae.io import load_sae, save_sae
 from saekit.sae.jumprelu import JumpReLUSAE
 from saekit.sae.relu import ReLUSAE
 from saekit.sae.topk import TopKSAE
-
-ARCHITECTURES: dict[str, type[SAE]] = {
-    "relu": ReLUSAE,
-    "topk": TopKSAE,
-    "batchtopk": BatchTopKSAE,
-    "jumprelu": JumpReLUSAE,
-}
 
 __all__ = [
     "ARCHITECTURES",

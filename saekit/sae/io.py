@@ -2,8 +2,8 @@
 
 Example:
     >>> import torch, tempfile, os
-    >>> from saekit.sae import SAEConfig, TopKSAE, init_weights, load_sae, save_sae
-    >>> sae = init_weights(TopKSAE(SAEConfig(d_in=8, d_sae=32, k=4, site="resid_post.3")))
+    >>> from saekit.sae import JumpReLUSAE, SAEConfig, init_weights, load_sae, save_sae
+    >>> sae = init_weights(JumpReLUSAE(SAEConfig(d_in=8, d_sae=32, site="resid_post.3")))
     >>> path = save_sae(sae, os.path.join(tempfile.mkdtemp(), "sae"))
     >>> sorted(os.listdir(path))
     ['cfg.json', 'sae_weights.safetensors']

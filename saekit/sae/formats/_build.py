@@ -23,6 +23,7 @@ from saekit.sae.jumprelu import JumpReLUSAE
 from saekit.sae.relu import ReLUSAE
 from saekit.sae.topk import TopKSAE
 
+#: architecture name (``SAEConfig.architecture``) -> class
 ARCHITECTURES: dict[str, type[SAE]] = {
     "relu": ReLUSAE,
     "topk": TopKSAE,
@@ -109,7 +110,11 @@ def build_sae(
     training.update(source_format=fmt, source_path=str(path))
     k = meta.k
     if features is not None:
-        training.update(feature_indices=list(features), full_d_sae=full_d_sae)
+        earlier = training.get("feature_indices")  # the file itself holds a subset
+        if earlier is not None and len(earlier) == full_d_sae:
+            training.update(feature_indices=[earlier[i] for i in features])
+        else:
+            training.update(feature_indices=list(features), full_d_sae=full_d_sae)
         k = _subset_k(meta, n)
     cfg = SAEConfig(
         d_in=d_in, d_sae=n, architecture=meta.architecture, k=k, model_name=meta.model_name,

@@ -36,12 +36,20 @@ def require(cfg: Mapping[str, Any], keys: Sequence[str], path: Path, fmt: str) -
         )
 
 
-def to_int(value: Any, key: str, path: Path) -> int:
-    """``value`` as an int (``32`` or ``32.0``), or raise :class:`FormatError`."""
+def to_float(value: Any, key: str, path: Path) -> float:
+    """``value`` as a positive float, or raise :class:`FormatError`."""
     try:
         as_float = float(value)
     except (TypeError, ValueError) as err:
         raise FormatError(f"{key}={value!r} in {path} is not a number.") from err
-    if as_float != int(as_float) or as_float <= 0:
+    if not as_float > 0:
+        raise FormatError(f"{key}={value!r} in {path} must be positive.")
+    return as_float
+
+
+def to_int(value: Any, key: str, path: Path) -> int:
+    """``value`` as an int (``32`` or ``32.0``), or raise :class:`FormatError`."""
+    as_float = to_float(value, key, path)
+    if as_float != int(as_float):
         raise FormatError(f"{key}={value!r} in {path} must be a positive whole number.")
     return int(as_float)

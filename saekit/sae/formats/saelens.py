@@ -36,7 +36,7 @@ from saekit.sae.base import SAE
 from saekit.sae.formats._atomic import write_folder
 from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list
 from saekit.sae.formats._hooks import hook_to_site, site_to_hook
-from saekit.sae.formats._json import read_json, require, to_int
+from saekit.sae.formats._json import read_json, require, to_float, to_int
 from saekit.sae.formats._tensors import TensorReader, open_safetensors, read_tensors, require_keys
 
 NAME = "saelens"
@@ -244,7 +244,7 @@ def _k(cfg: dict[str, Any], md: dict[str, Any], arch: str, path: Path) -> int | 
         details = md.get("training_architecture_details") or {}
         k = cfg.get("k") or details.get("k")
         require({"k": k}, ["k"], path, "SAELens BatchTopK")
-        return max(1, round(float(k)))
+        return max(1, round(to_float(k, "k", path)))  # SAELens allows a fractional k
     return None
 
 

@@ -248,6 +248,8 @@ def test_saelens_log_sparsity(tmp_path: Path) -> None:
     assert torch.equal(saelens_format.load_log_sparsity(tmp_path), density)
     assert torch.equal(saelens_format.load_log_sparsity(tmp_path, [4, 2]), density[[4, 2]])
     assert saelens_format.load_log_sparsity(tmp_path / "nowhere") is None
+    save_sae(sae, tmp_path)  # replacing the SAE without a density drops the stale one
+    assert saelens_format.load_log_sparsity(tmp_path) is None
 
 
 # --- dictionary_learning -------------------------------------------------------------
@@ -705,3 +707,26 @@ def test_subset_of_a_saved_subset_maps_to_original_indices(tmp_path: Path) -> No
     assert again.cfg.training["feature_indices"] == [11, 20]
     assert again.cfg.training["full_d_sae"] == D_SAE
     torch.testing.assert_close(again.W_dec, load_sae(path).W_dec[[11, 20]])
+
+
+@pytest.mark.parametrize(
+    ("site", "hook"),
+    [("resid_pre.3", "blocks.3.hook_resid_pre"), ("resid_post.15", "blocks.15.hook_resid_post"),
+     ("mlp_out.0", "blocks.0.hook_mlp_out"), ("attn_out.7", "blocks.7.hook_attn_out"),
+     ("mlp_neurons.2", "blocks.2.mlp.hook_post")],
+)
+def test_site_hook_translation(site: str, hook: str) -> None:
+    from saekit.sae.formats._hooks import hook_to_site, site_to_hook
+
+    assert site_to_hook(site) == hook and hook_to_site(hook) == site
+
+
+def test_untranslatable_names() -> None:
+    from saekit.sae.formats._hooks import hook_to_site, module_to_site, site_to_hook
+
+    assert hook_to_site("blocks.2.attn.hook_z") == "" and hook_to_site("hook_embed") == ""
+    assert site_to_hook("embed") == "" and site_to_hook("resid_mid.3") == ""
+    assert module_to_site("model.layers.4") == "resid_post.4"
+    assert module_to_site("layers.4.self_attn") == "attn_out.4"
+    assert module_to_site("model.layers.4.self_attn.o_proj.input") == ""
+    assert module_to_site("embed_tokens") == ""

@@ -104,6 +104,8 @@ def save(sae: SAE, folder: Path, log_sparsity: Tensor | None = None) -> Path:
                 f"({sae.d_sae},), one value per feature."
             )
         files[SPARSITY] = lambda p: save_file(sp, str(p))
+    elif (Path(folder) / SPARSITY).is_file():
+        (Path(folder) / SPARSITY).unlink()  # it described the SAE being replaced
     text = json.dumps(cfg, indent=2)
     files[CFG] = lambda p: p.write_text(text, encoding="utf-8")
     write_folder(Path(folder), files)

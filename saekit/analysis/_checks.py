@@ -1,0 +1,99 @@
+"""Input checks and conversions shared by the per-feature analyses (private)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from saekit.errors import CompatibilityError, SaekitError
+from saekit.model import Model
+from saekit.sae.base import SAE
+
+#: A context: a text, or its token ids (list or 1-d tensor, BOS included if wanted).
+Context = str | Sequence[int] | Tensor
+
+
+def sae_site(model: Model, sae: SAE) -> str:
+    """The SAE's site, checked against the model (known site, matching width)."""
+    site = sae.cfg.site
+    if not site:
+        raise CompatibilityError(
+            "This SAE does not say which site it reads (sae.cfg.site is empty). Set it, e.g. "
+            "sae.cfg = sae.cfg.replace(site='resid_post.15')."
+        )
+    width = model.site_width(site)  # raises SiteError for unknown sites
+    if width != sae.d_in:
+        raise CompatibilityError(
+            f"The SAE reads site {site!r} with d_in={sae.d_in}, but this model's {site!r} has "
+            f"width {width}. Use an SAE trained on this model (model {model.name!r}), or fix "
+            "sae.cfg.site."
+        )
+    return site
+
+
+def feature_ids(sae: SAE, features: int | Iterable[int]) -> list[int]:
+    """Feature indices as a list of ints, each checked to be in ``0..d_sae-1``."""
+    feats = [features] if isinstance(features, int) else [int(f) for f in features]
+    if not feats:
+        raise SaekitError("No features given. Pass a feature index or a list of them, e.g. [12, 40].")
+    bad = [f for f in feats if not 0 <= f < sae.d_sae]
+    if bad:
+        raise CompatibilityError(
+            f"Feature ids {bad} are out of range for an SAE with d_sae={sae.d_sae} "
+            f"(valid: 0..{sae.d_sae - 1})."
+        )
+    return feats
+
+
+def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
+    """``[T]`` token ids of a text (tokenised with BOS) or of given ids."""
+    if isinstance(context, str):
+        if not context:
+            raise SaekitError("The context is an empty string. Pass a non-empty text or token ids.")
+        ids = torch.tensor(model.to_tokens(context), dtype=torch.long)
+    else:
+        ids = torch.as_tensor(context, dtype=torch.long).flatten().cpu()
+    if ids.numel() < min_len:
+        raise SaekitError(
+            f"The context has {ids.numel()} tokens but this analysis needs at least {min_len}. "
+            "Pass a longer text."
+        )
+    vocab = model.W_U.shape[1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise SaekitError(f"Token ids must lie in 0..{vocab - 1} for this model; got {ids.tolist()[:8]}...")
+    return ids
+
+
+def one_token(model: Model, token: int | str) -> int:
+    """A single token id from an id or from a text that is exactly one token."""
+    if isinstance(token, str):
+        ids = model.tokenizer(token, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise SaekitError(
+                f"{token!r} is {len(ids)} tokens ({model.to_strings(ids)}), not one. Pass a token id, "
+                "or a string that is a single token (mind the leading space: ' Paris')."
+            )
+        return int(ids[0])
+    vocab = model.W_U.shape[1]
+    if not 0 <= int(token) < vocab:
+        raise SaekitError(f"Token id {token} is out of range for a vocabulary of {vocab}.")
+    return int(token)
+
+
+def special_mask(model: Model, ids: Tensor) -> Tensor:
+    """Bool mask, same shape as ``ids``, True at the tokenizer's special tokens (BOS...)."""
+    special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
+    return torch.isin(ids.cpu(), special)
+
+
+def finite_values(values: Mapping[int, float], what: str) -> dict[int, float]:
+    """Refuse NaN / infinite values (clamps, scales)."""
+    bad = {f: v for f, v in values.items() if not math.isfinite(float(v))}
+    if bad:
+        raise SaekitError(
+            f"{what} values must be finite numbers; got {bad}. Use e.g. {{feature: 10.0}}."
+        )
+    return {int(f): float(v) for f, v in values.items()}

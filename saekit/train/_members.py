@@ -61,6 +61,7 @@ class Member:
             for key, value in state.items():
                 out[f"{self.name}.adam.{names[pid]}.{key}"] = torch.as_tensor(value)
         out[f"{self.name}.since_fired"] = self.since_fired
+        out[f"{self.name}.metric_sums"] = self.sums
         return out
 
     def load_tensors(self, tensors: dict[str, Tensor]) -> None:
@@ -78,6 +79,7 @@ class Member:
         groups = self.optimizer.state_dict()["param_groups"]
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.since_fired = tensors[f"{self.name}.since_fired"].to(self.since_fired.device)
+        self.sums = tensors[f"{self.name}.metric_sums"].to(self.sums.device)
 
 
 def _param_names(sae: SAE) -> list[str]:
@@ -103,9 +105,7 @@ def _build_one(spec: SAESpec, d_in: int, cfg: TrainConfig) -> SAE:
         k = cfg.k if issubclass(cls, _USES_K) else None
         sae = cls(SAEConfig(d_in=d_in, d_sae=spec, k=k, dtype=cfg.dtype))
     else:
-        raise SaekitError(
-            f"Cannot make an SAE from {spec!r}; pass sizes (ints), SAEConfigs or SAEs."
-        )
+        raise SaekitError(f"Cannot make an SAE from {spec!r}; pass sizes (ints), SAEConfigs or SAEs.")
     if sae.d_in != d_in:
         raise CompatibilityError(
             f"An SAE with d_in={sae.d_in} cannot train on activations of width {d_in}; "

@@ -288,6 +288,4 @@ def objective_for(sae: SAE, cfg: TrainConfig) -> Objective:
     from saekit.errors import SaekitError
 
     known = ", ".join(c.__name__ for c, _ in _REGISTRY)
-    raise SaekitError(
-        f"saekit cannot train a {type(sae).__name__}; trainable architectures: {known}."
-    )
+    raise SaekitError(f"saekit cannot train a {type(sae).__name__}; trainable architectures: {known}.")

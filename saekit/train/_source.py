@@ -7,6 +7,7 @@ uninterrupted run would have read.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
@@ -69,10 +70,15 @@ def as_batches(source: Source, batch_size: int, *, seed: int, start: int = 0) ->
         return _tensor_batches(source, batch_size, seed, start)
     if isinstance(source, ActivationSource):
         return _cache_batches(source, batch_size, seed, start)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        raise SaekitError(
+            f"Cannot train on the path {source!r} itself; open the activation cache first: "
+            "train_saes(saekit.ActivationCache(path), ...)."
+        )
     if isinstance(source, Iterable):
         return _iterable_batches(source, batch_size, start)
     raise SaekitError(
-        f"Cannot train on a {type(source).__name__}. Pass a tensor [n, d_in], an iterable "
+        f"Cannot train on an object of type {type(source).__name__}. Pass a tensor [n, d_in], an iterable "
         "of tensors [batch, d_in], or an object with iter_batches(...) such as "
         "saekit.ActivationCache."
     )
@@ -103,9 +109,7 @@ def _tensor_batches(acts: Tensor, batch_size: int, seed: int, start: int) -> Ite
         epoch, index = epoch + 1, 0
 
 
-def _cache_batches(
-    cache: ActivationSource, batch_size: int, seed: int, start: int
-) -> Iterator[Tensor]:
+def _cache_batches(cache: ActivationSource, batch_size: int, seed: int, start: int) -> Iterator[Tensor]:
     per_epoch = int(cache.n_tokens) // batch_size
     if per_epoch == 0:
         raise SaekitError(
@@ -114,9 +118,7 @@ def _cache_batches(
         )
     epoch, index = divmod(start, per_epoch)
     while True:
-        batches = cache.iter_batches(
-            batch_size, shuffle=True, seed=_epoch_seed(seed, epoch), start=index
-        )
+        batches = cache.iter_batches(batch_size, shuffle=True, seed=_epoch_seed(seed, epoch), start=index)
         for served, batch in enumerate(batches, start=index):
             if served >= per_epoch or batch.shape[0] != batch_size:
                 break  # a short last batch: start the next epoch instead
@@ -129,6 +131,11 @@ def _iterable_batches(chunks: Iterable[Tensor], batch_size: int, start: int) -> 
     buffer: list[Tensor] = []
     held = 0
     for chunk in chunks:
+        if not isinstance(chunk, Tensor):
+            raise SaekitError(
+                f"The activation iterable yielded a {type(chunk).__name__}; it must yield "
+                "tensors [batch, d_in]."
+            )
         chunk = chunk.reshape(-1, chunk.shape[-1])
         if to_skip:
             dropped = min(to_skip, chunk.shape[0])

@@ -40,9 +40,7 @@ class SparsePattern:
         self.crow_t = torch.zeros(d_sae + 1, dtype=torch.int64, device=idx.device)
         self.crow_t[1:] = counts.cumsum(0)
         self.rows_t = self.order // self.m  # [batch * m] row of each sorted entry
-        self.crow = torch.arange(
-            0, self.batch * self.m + 1, self.m, dtype=torch.int64, device=idx.device
-        )
+        self.crow = torch.arange(0, self.batch * self.m + 1, self.m, dtype=torch.int64, device=idx.device)
 
     def t_matmul(self, values: Tensor, dense: Tensor) -> Tensor:
         """``G.T @ dense`` where ``G [batch, d_sae]`` holds ``values [batch, m]`` at ``idx``."""

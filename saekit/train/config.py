@@ -112,9 +112,7 @@ class TrainConfig:
         if self.warmup_steps < 0:
             raise SaekitError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}.")
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
-            raise SaekitError(
-                f"TrainConfig.dtype={self.dtype!r} is not a torch dtype; use 'float32'."
-            )
+            raise SaekitError(f"TrainConfig.dtype={self.dtype!r} is not a torch dtype; use 'float32'.")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed."""

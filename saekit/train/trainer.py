@@ -112,12 +112,12 @@ class _Run:
         self.saved_step = -1
         self.pending: Tensor | None = None
         self._mid_step = False
+        self.var_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         if ckpt is None:
             self._start_fresh(source, specs)
         else:
             self._resume(source, specs, ckpt)
         self.window = cfg.dead_window(self.n_steps)
-        self.var_sum = torch.zeros((), dtype=torch.float64, device=self.device)
 
     # -- setup -------------------------------------------------------------------------
 
@@ -141,8 +141,7 @@ class _Run:
         for sae, is_fresh in zip(saes, fresh, strict=True):
             initialise(sae, is_fresh, first * self.scale, self.scale, self.cfg)
         self.members = [
-            make_member(n, s, self.cfg, self.device)
-            for n, s in zip(member_names(saes), saes, strict=True)
+            make_member(n, s, self.cfg, self.device) for n, s in zip(member_names(saes), saes, strict=True)
         ]
 
     def _resume(self, source: Source, specs: Sequence[SAESpec] | SAESpec, ckpt: Path) -> None:
@@ -158,11 +157,10 @@ class _Run:
                 f"Checkpoint {ckpt} trained SAEs {meta['names']}, but this call asks for "
                 f"{names}. Pass the same SAE list to resume, or use a new checkpoint_dir."
             )
-        self.members = [
-            make_member(n, s, self.cfg, self.device) for n, s in zip(names, saes, strict=True)
-        ]
+        self.members = [make_member(n, s, self.cfg, self.device) for n, s in zip(names, saes, strict=True)]
         for m in self.members:
             m.load_tensors(tensors)
+        self.var_sum = tensors["run.var_sum"].to(self.device)
         self.saved_step = self.step
         self.batches = as_batches(source, self.cfg.batch_size, seed=self.cfg.seed, start=self.step)
 
@@ -333,7 +331,7 @@ class _Run:
     def _save(self) -> None:
         assert self.folder is not None
         if self.dp.is_main:
-            tensors: dict[str, Tensor] = {}
+            tensors: dict[str, Tensor] = {"run.var_sum": self.var_sum}
             for m in self.members:
                 tensors.update(m.tensors())
             meta = {

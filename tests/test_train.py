@@ -263,6 +263,7 @@ def test_stop_at_then_resume_with_a_plain_iterable(tmp_path: Path, data: Tensor)
     assert part.steps == 11 and not part.complete
     rest = train_saes(chunks, [32], cfg, checkpoint_dir=tmp_path, resume=True, progress=False)
     assert same_weights(full.saes[0], rest.saes[0])
+    pd.testing.assert_frame_equal(full.history, rest.history)
     assert len(list(tmp_path.glob("step-*"))) <= cfg.keep_checkpoints
 
 

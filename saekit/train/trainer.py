@@ -215,7 +215,7 @@ class _Run:
             self.step += 1
             self._mid_step = False
             bar.update(1)
-            if self.step % self.cfg.log_every == 0 or self.step == end:
+            if self.step % self.cfg.log_every == 0 or self.step == self.n_steps:
                 event = self._log()
                 bar.set_postfix_str(_postfix(event), refresh=False)
                 for cb in callbacks:

@@ -110,9 +110,9 @@ def _metric(model: Model, target: Target) -> Callable[[Tensor], Tensor]:
         if len(target) != 2:
             raise SaekitError(f"A logit-difference target is a pair (a, b); got {len(target)} items.")
         a, b = one_token(model, target[0]), one_token(model, target[1])
-        return lambda logits: logits[a].float() - logits[b].float()
+        return lambda logits: logits[a].double() - logits[b].double()
     t = one_token(model, target)
-    return lambda logits: logits[t].float()
+    return lambda logits: logits[t].double()
 
 
 def _leaf_edit(sae: SAE, site: str, codes: dict[str, Tensor]) -> Edit:
@@ -129,8 +129,8 @@ def _leaf_edit(sae: SAE, site: str, codes: dict[str, Tensor]) -> Edit:
 
 def _frame(model: Model, ids: Tensor, site: str, codes: Tensor, grad: Tensor | None,
            keep: Tensor) -> pd.DataFrame:
-    codes = codes.detach().float().cpu()  # [T, d_sae]
-    grad = torch.zeros_like(codes) if grad is None else grad[0].detach().float().cpu()
+    codes = codes.detach().double().cpu()  # [T, d_sae]
+    grad = torch.zeros_like(codes) if grad is None else grad[0].detach().double().cpu()
     mask = (codes != 0) & keep[:, None]
     p, f = mask.nonzero(as_tuple=True)
     strings = model.to_strings(ids)
@@ -199,7 +199,7 @@ def check_attributions(
                                   for r in att.itertuples()]) for s in set(att["site"])}
     logits = model.logits(ids[None].expand(len(att) + 1, -1), edits=edits)[:, p]  # [1 + n, vocab]
     metric = _metric(model, target)
-    values = torch.stack([metric(row) for row in logits]).float().cpu()
+    values = torch.stack([metric(row) for row in logits]).cpu()
     frame = att[["site", "pos", "feature", "activation", "attribution"]].copy()
     frame["predicted_change"] = -frame["attribution"]
     frame["actual_change"] = (values[1:] - values[0]).numpy()

@@ -161,24 +161,28 @@ export function visibleToken(token) {
 }
 
 // --- tooltip ------------------------------------------------------------------------
-// One floating box per view. Hover shows it; click pins it until a click elsewhere.
+// One floating box per view, attached to <body> with position: fixed so that no
+// notebook output area (overflow: hidden/auto) can clip it. Hover shows it; a click
+// pins it until a click elsewhere.
 export class Tooltip {
   constructor(root) {
     this.root = root;
-    this.box = h("div", { class: "sk-tip", role: "tooltip" });
+    this.box = h("div", { class: "sk-root sk-tip", role: "tooltip" });
     this.box.style.display = "none";
     this.pinned = false;
     this.anchor = null;
     this._hideTimer = null;
     this.box.addEventListener("mouseenter", () => clearTimeout(this._hideTimer));
     this.box.addEventListener("mouseleave", () => this.scheduleHide());
-    root.appendChild(this.box);
+    (root.ownerDocument || document).body.appendChild(this.box);
     this._outside = (ev) => {
       if (!this.pinned || this.box.contains(ev.target)) return;
       if (this.anchor && this.anchor.contains(ev.target)) return;
       this.unpin();
     };
+    this._onScroll = () => { if (this.anchor) this.place(); };
     document.addEventListener("mousedown", this._outside);
+    window.addEventListener("scroll", this._onScroll, true);
   }
   show(anchor, content, { pin = false } = {}) {
     const same = anchor === this.anchor;
@@ -192,14 +196,14 @@ export class Tooltip {
     this.place();
   }
   place() {
-    if (!this.anchor) return;
+    if (!this.anchor || !this.anchor.isConnected) { this.hide(); return; }
     const r = this.anchor.getBoundingClientRect();
-    const base = this.root.getBoundingClientRect();
-    const w = this.box.offsetWidth;
-    let left = r.left - base.left;
-    left = Math.max(0, Math.min(left, this.root.clientWidth - w - 4));
+    const w = this.box.offsetWidth, hgt = this.box.offsetHeight;
+    const left = Math.max(4, Math.min(r.left, window.innerWidth - w - 8));
+    const below = r.bottom + 6;
+    const top = below + hgt > window.innerHeight - 4 && r.top - hgt - 6 > 4 ? r.top - hgt - 6 : below;
     this.box.style.left = `${left}px`;
-    this.box.style.top = `${r.bottom - base.top + 6}px`;
+    this.box.style.top = `${top}px`;
   }
   scheduleHide() {
     if (this.pinned) return;
@@ -217,6 +221,7 @@ export class Tooltip {
   }
   destroy() {
     document.removeEventListener("mousedown", this._outside);
+    window.removeEventListener("scroll", this._onScroll, true);
     clearTimeout(this._hideTimer);
     this.box.remove();
   }

@@ -112,22 +112,30 @@ class SAEAccumulator:
     def update(self, codes: Tensor, batch: FlatBatch) -> None:
         """Fold in the codes ``[n, d_sae]`` of the tokens of ``batch``."""
         codes = codes.float()
-        active = codes > 0  # [n, d_sae]
         self.n_tokens += codes.shape[0]
-        self.n_active += active.sum(0)
-        self.sum_act += codes.sum(0, dtype=torch.float64)
-        rows, feats = active.nonzero(as_tuple=True)  # [nnz] each
+        rows, feats = (codes > 0).nonzero(as_tuple=True)  # [nnz] each; O(nnz) from here
         vals = codes[rows, feats]
+        self.n_active += torch.bincount(feats, minlength=self.d_sae)
+        self.sum_act.index_add_(0, feats, vals.double())
         self._histogram(feats, vals)
-        windows = _WindowMaker(codes, batch, rows, feats, vals, self.settings)
-        self.top.offer(feats, -vals, windows)
         old_max = self.max_act.clone()
-        if vals.numel():
-            self.max_act = torch.maximum(self.max_act, codes.max(0).values)
+        self.max_act.scatter_reduce_(0, feats, vals, "amax")
         self._rebin(old_max)
-        q = self.settings.n_quantiles
-        self.quantile.offer(feats * q + self._bins(vals, feats), self._keys(vals.numel()), windows)
-        self.random.offer(feats, self._keys(vals.numel()), windows)
+        q, n = self.settings.n_quantiles, vals.numel()
+        top_key, q_key, r_key = -vals, self._keys(n), self._keys(n)
+        q_group = feats * q + self._bins(vals, feats)
+        plans = [
+            (self.top, top_key, self.top.plan(feats, top_key)),
+            (self.quantile, q_key, self.quantile.plan(q_group, q_key)),
+            (self.random, r_key, self.random.plan(feats, r_key)),
+        ]
+        entering = torch.unique(torch.cat([p.idx for _, _, p in plans]))  # [u] sorted
+        if entering.numel() == 0:
+            return
+        payload = _payload(codes, batch, rows[entering], feats[entering], vals[entering], self.settings)
+        for kept, key, plan in plans:
+            at = torch.searchsorted(entering, plan.idx)
+            kept.write(plan, key[plan.idx], {name: v[at] for name, v in payload.items()})
 
     def _histogram(self, feats: Tensor, vals: Tensor) -> None:
         width = (HIST_HI - HIST_LO) / HIST_BINS
@@ -154,25 +162,14 @@ class SAEAccumulator:
         self.quantile.offer(new_group, key, lambda i: {n: v[i] for n, v in fields.items()})
 
 
-class _WindowMaker:
-    """Builds kept-set payloads for chosen active entries of the current batch."""
-
-    def __init__(
-        self, codes: Tensor, batch: FlatBatch, rows: Tensor, feats: Tensor, vals: Tensor,
-        settings: StatsSettings,
-    ) -> None:
-        self.codes, self.batch, self.settings = codes, batch, settings
-        self.rows, self.feats, self.vals = rows, feats, vals
-
-    def __call__(self, idx: Tensor) -> dict[str, Tensor]:
-        rows, feats = self.rows[idx], self.feats[idx]
-        j, ok = self.batch.windows(rows, self.settings.left, self.settings.right)  # [c, W]
-        win_tok = torch.where(ok, self.batch.token_ids[j], -1)
-        win_act = torch.where(ok, self.codes[j, feats[:, None]], 0.0)
-        return {
-            "act": self.vals[idx],
-            "doc": self.batch.doc[rows],
-            "pos": self.batch.pos[rows],
-            "win_tok": win_tok,
-            "win_act": win_act,
-        }
+def _payload(codes: Tensor, batch: FlatBatch, rows: Tensor, feats: Tensor, vals: Tensor,
+             settings: StatsSettings) -> dict[str, Tensor]:
+    """Kept-set fields for active entries ``(rows [u], feats [u])`` of the batch."""
+    j, ok = batch.windows(rows, settings.left, settings.right)  # [u, W]
+    return {
+        "act": vals,
+        "doc": batch.doc[rows],
+        "pos": batch.pos[rows],
+        "win_tok": torch.where(ok, batch.token_ids[j], -1),
+        "win_act": torch.where(ok, codes[j, feats[:, None]], 0.0),
+    }

@@ -10,20 +10,21 @@ One structure serves the three kinds of examples the statistics pass keeps:
 
 State is ``[n_groups, capacity]`` per field (plus a trailing window axis for the
 context windows), so memory is fixed at construction and never grows with the stream.
-Each group's slots stay sorted by key, empty slots hold key ``+inf``.
+Empty slots hold key ``+inf``; slots are in no particular order.
 
 Example:
     >>> import torch
     >>> kept = KeptSet(n_groups=2, capacity=2, fields={"act": ((), torch.float32, 0.0)})
     >>> key = torch.tensor([-3.0, -1.0, -2.0, -5.0])
     >>> kept.offer(torch.tensor([0, 0, 0, 1]), key, lambda i: {"act": -key[i]})
-    >>> kept.fields["act"].tolist()
-    [[3.0, 2.0], [5.0, 0.0]]
+    >>> sorted(kept.fields["act"][0].tolist()), kept.fields["act"][1].tolist()
+    ([2.0, 3.0], [5.0, 0.0])
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -32,11 +33,19 @@ from torch import Tensor
 FieldSpec = tuple[tuple[int, ...], torch.dtype, float]
 
 
+def orderable(key: Tensor) -> Tensor:
+    """float32 ``[c]`` -> int64 ``[c]`` in ``[0, 2**32)`` with the same order."""
+    bits = key.float().contiguous().view(torch.int32).long()  # sign-extended
+    return torch.where(bits >= 0, bits + 2**31, 2**31 - 1 - (bits & 0x7FFFFFFF))
+
+
 def smallest_per_group(group: Tensor, key: Tensor, capacity: int) -> tuple[Tensor, Tensor]:
     """Indices of the ``capacity`` smallest keys of each group, and their rank in it.
 
+    One sort of the composite ``group * 2**32 + orderable(key)``.
+
     Args:
-        group: ``[c]`` int64 group of each candidate.
+        group: ``[c]`` int64 group of each candidate (< 2**31).
         key: ``[c]`` float key of each candidate.
         capacity: how many to keep per group.
 
@@ -44,8 +53,7 @@ def smallest_per_group(group: Tensor, key: Tensor, capacity: int) -> tuple[Tenso
         ``(idx [c'], rank [c'])``: candidate indices sorted by (group, key), with
         ``rank < capacity`` their position within the group.
     """
-    order = torch.argsort(key, stable=True)
-    order = order[torch.argsort(group[order], stable=True)]
+    order = torch.argsort(group * 2**32 + orderable(key))
     g = group[order]
     _, counts = torch.unique_consecutive(g, return_counts=True)
     starts = torch.cumsum(counts, 0) - counts  # [n_runs]
@@ -54,11 +62,24 @@ def smallest_per_group(group: Tensor, key: Tensor, capacity: int) -> tuple[Tenso
     return order[keep], rank[keep]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Where entering candidates go: ``key[rows, slots] = key of candidate idx``."""
+
+    rows: Tensor  # [e] group of each entering candidate
+    slots: Tensor  # [e] slot it takes (an empty one, or one it evicts)
+    idx: Tensor  # [e] candidate index
+
+
 class KeptSet:
     """Per group, the ``capacity`` items with the smallest keys seen so far.
 
+    Slots are not kept in key order: an item stays in its slot until a smaller key
+    evicts it, so a merge writes only the entering items (their windows are the bulk
+    of the state) and never moves the others.
+
     Attributes:
-        key: ``[n_groups, capacity]`` sorted ascending per group; ``inf`` = empty slot.
+        key: ``[n_groups, capacity]``; ``inf`` marks an empty slot.
         fields: name -> ``[n_groups, capacity, *trailing]`` payload of each slot.
     """
 
@@ -83,41 +104,60 @@ class KeptSet:
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def offer(self, group: Tensor, key: Tensor, make_fields: Callable[[Tensor], dict[str, Tensor]]) -> None:
-        """Offer candidates; ``make_fields(idx)`` builds the payload of the chosen ones.
-
-        Candidates whose key cannot enter their group are dropped before
-        ``make_fields`` is called, so expensive payloads (context windows) are built
-        only for at most ``capacity`` candidates per touched group.
+        """Offer candidates; ``make_fields(idx)`` builds the payload of those that enter.
 
         Args:
             group: ``[c]`` int64 group of each candidate.
             key: ``[c]`` float key of each candidate (smaller is kept).
-            make_fields: candidate indices ``[c']`` -> name -> ``[c', *trailing]``.
+            make_fields: candidate indices ``[e]`` -> name -> ``[e, *trailing]``.
         """
+        plan = self.plan(group, key)
+        if plan.idx.numel():
+            self.write(plan, key[plan.idx], make_fields(plan.idx))
+
+    def plan(self, group: Tensor, key: Tensor) -> Plan:
+        """Which candidates enter, and where; the state is not changed.
+
+        Candidates that cannot enter are dropped early, so that expensive payloads
+        (context windows) are built only for the items actually stored.
+        """
+        empty = group.new_zeros(0)
         if key.numel() == 0 or self.capacity == 0:
-            return
-        may_enter = (key < self.key[group, -1]).nonzero().squeeze(1)  # [c1]
+            return Plan(empty, empty, empty)
+        worst = self.key.amax(1)  # [n_groups]
+        may_enter = (key < worst[group]).nonzero().squeeze(1)  # [c1]
+        if may_enter.numel() == 0:
+            return Plan(empty, empty, empty)
         idx, rank = smallest_per_group(group[may_enter], key[may_enter], self.capacity)
         chosen = may_enter[idx]
-        if chosen.numel():
-            self._merge(group[chosen], rank, key[chosen], make_fields(chosen))
+        rows, slots, entering = self._placements(group[chosen], rank, key[chosen])
+        return Plan(rows, slots, chosen[entering])
 
-    def _merge(self, group: Tensor, rank: Tensor, key: Tensor, new: dict[str, Tensor]) -> None:
-        # group/rank: [c] sorted by group, ranks < capacity; merge with touched rows.
+    def write(self, plan: Plan, key: Tensor, new: Mapping[str, Tensor]) -> None:
+        """Store the entering candidates: ``key [e]`` and ``new`` name -> ``[e, *trailing]``."""
+        self.key[plan.rows, plan.slots] = key
+        for name, state in self.fields.items():
+            state[plan.rows, plan.slots] = new[name].to(state.dtype)
+
+    def _placements(self, group: Tensor, rank: Tensor, key: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Where entering candidates go: ``(group rows, slots, candidate indices)``.
+
+        ``group``/``rank``/``key``: ``[c]`` sorted by group, ranks < capacity.
+        """
         touched, row = torch.unique_consecutive(group, return_inverse=True)  # [g_t], [c]
         n_t, cap = touched.numel(), self.capacity
         cand_key = self.key.new_full((n_t, cap), float("inf"))
         cand_key[row, rank] = key
-        both_key = torch.cat([self.key[touched], cand_key], 1)  # [g_t, 2 cap]
-        order = torch.argsort(both_key, dim=1, stable=True)[:, :cap]  # [g_t, cap]
-        self.key[touched] = torch.gather(both_key, 1, order)
-        for name, state in self.fields.items():
-            trailing = state.shape[2:]
-            cand = state.new_full((n_t, cap, *trailing), self._fill[name])
-            cand[row, rank] = new[name].to(state.dtype)
-            both = torch.cat([state[touched], cand], 1)  # [g_t, 2 cap, *trailing]
-            pick = order.view(n_t, cap, *([1] * len(trailing))).expand(n_t, cap, *trailing)
-            state[touched] = torch.gather(both, 1, pick)
+        cand_idx = torch.full((n_t, cap), -1, dtype=torch.long, device=key.device)
+        cand_idx[row, rank] = torch.arange(key.numel(), device=key.device)
+        both = torch.cat([self.key[touched], cand_key], 1)  # [g_t, 2 cap]
+        order = torch.argsort(both, dim=1, stable=True)  # old slots win ties
+        kept = torch.zeros_like(both, dtype=torch.bool).scatter_(1, order[:, :cap], True)
+        kept_new = kept[:, cap:] & (cand_idx >= 0)  # [g_t, cap]
+        evicted = ~kept[:, :cap]  # [g_t, cap]; as many per row as kept_new
+        r_new, c_new = kept_new.nonzero(as_tuple=True)  # row-major: pairs up per row
+        r_old, s_old = evicted.nonzero(as_tuple=True)
+        return touched[r_old], s_old, cand_idx[r_new, c_new]
 
     def pull(self, groups: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Remove and return the items of ``groups`` (to re-offer them under new groups).

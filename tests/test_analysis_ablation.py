@@ -57,7 +57,8 @@ def test_ablate_feature_include_special_also_ablates_bos(tiny_llama: saekit.Mode
     a = analysis.ablate_feature(tiny_llama, sae, ids, f)
     b = analysis.ablate_feature(tiny_llama, sae, ids, f, include_special=True)
     clean = torch.log_softmax(tiny_llama.logits(ids[None])[0].float(), -1)
-    abl = torch.log_softmax(tiny_llama.logits(ids[None], edits={"resid_post.1": sae_edit(sae, ablate=[f])})[0], -1)
+    edits = {"resid_post.1": sae_edit(sae, ablate=[f])}
+    abl = torch.log_softmax(tiny_llama.logits(ids[None], edits=edits)[0], -1)
     ref = (abl - clean)[torch.arange(ids.numel() - 1), ids[1:]]
     assert torch.allclose(torch.tensor(b.delta.to_numpy()[:-1], dtype=torch.float32), ref, atol=2e-5)
     assert not torch.allclose(torch.tensor(a.delta.to_numpy()[:-1], dtype=torch.float32), ref, atol=1e-4)

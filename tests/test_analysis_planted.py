@@ -22,7 +22,8 @@ def test_logit_effects_ranks_written_token_first(planted: _planted.Planted) -> N
     assert top.token_id.iloc[0] == planted.B
     assert top.token.iloc[0] == planted.model.to_strings([planted.B])[0]
     ref = planted.model.unembed(planted.sae.W_dec[_planted.F]).float()
-    assert torch.allclose(torch.tensor(top.logit.to_numpy(), dtype=torch.float32), ref.topk(4).values, atol=1e-6)
+    got = torch.tensor(top.logit.to_numpy(), dtype=torch.float32)
+    assert torch.allclose(got, ref.topk(4).values, atol=1e-6)
     bottom = df[(df.feature == _planted.F) & (df.direction == "bottom")]
     assert bottom.token_id.tolist() == ref.topk(4, largest=False).indices.tolist()
     assert bottom.logit.is_monotonic_increasing and top.logit.is_monotonic_decreasing
@@ -34,7 +35,8 @@ def test_logit_effects_without_norm_is_plain_unembedding(planted: _planted.Plant
     ref = w @ planted.model.W_U.detach()  # [vocab]
     top = df[df.direction == "top"]
     assert top.token_id.tolist() == ref.topk(3).indices.tolist()
-    assert torch.allclose(torch.tensor(top.logit.to_numpy(), dtype=torch.float32), ref.topk(3).values, atol=1e-5)
+    got = torch.tensor(top.logit.to_numpy(), dtype=torch.float32)
+    assert torch.allclose(got, ref.topk(3).values, atol=1e-5)
 
 
 def test_context_ablation_finds_read_token(planted: _planted.Planted) -> None:

@@ -9,6 +9,12 @@ Example:
 from saekit._cache import ActivationCache, cache_activations
 from saekit._loading import cache_dir
 from saekit.activations import Activations
+from saekit.analysis.stats import (
+    FeatureStats,
+    feature_stats,
+    feature_stats_from_activations,
+    top_examples,
+)
 from saekit.corpus import default_corpus, pydoc_texts, shakespeare_texts
 from saekit.errors import (
     CompatibilityError,
@@ -39,6 +45,7 @@ __all__ = [
     "JumpReLUSAE",
     "ReLUSAE",
     "Activations",
+    "FeatureStats",
     "CompatibilityError",
     "FormatError",
     "Model",
@@ -51,10 +58,13 @@ __all__ = [
     "cache_activations",
     "cache_dir",
     "default_corpus",
+    "feature_stats",
+    "feature_stats_from_activations",
     "init_weights",
     "load_model",
     "load_sae",
     "pydoc_texts",
     "save_sae",
     "shakespeare_texts",
+    "top_examples",
 ]

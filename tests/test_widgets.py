@@ -79,6 +79,12 @@ def test_html_helpers_escape_hostile_strings() -> None:
         "k   v", "--  ---", "x   0.5", "yy   12"]
 
 
+def _send_from_page(view, content: dict) -> None:  # type: ignore[no-untyped-def]
+    """Deliver a custom message the way ipywidgets does when the page calls model.send()."""
+    view._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                      "buffers": []})
+
+
 # --- TokenHighlight ---------------------------------------------------------------------
 
 
@@ -161,10 +167,10 @@ def test_feature_click_message_reaches_handlers() -> None:
     view = TokenHighlight(_docs(), feature_ids=[3, 4])
     seen: list[int] = []
     view.on_feature_click(seen.append)
-    view._handle_custom_msg(view, {"type": "feature_click", "feature": 9}, [])
-    view._handle_custom_msg(view, {"type": "feature_click", "feature": 9}, [])  # same id again
-    view._handle_custom_msg(view, {"type": "feature_click", "feature": "9"}, [])  # ignored
-    view._handle_custom_msg(view, {"type": "other", "feature": 1}, [])
+    _send_from_page(view, {"type": "feature_click", "feature": 9})
+    _send_from_page(view, {"type": "feature_click", "feature": 9})  # same id again
+    _send_from_page(view, {"type": "feature_click", "feature": "9"})  # ignored
+    _send_from_page(view, {"type": "other", "feature": 1})
     assert seen == [9, 9] and view.requested_feature == 9
     view.on_feature_click(seen.append, remove=True)
     view.request_feature(2)
@@ -251,7 +257,7 @@ def test_feature_card_update_and_click() -> None:
     opened: list[int] = []
     card.on_feature_click(lambda f: card.update({**_card_payload(), "feature_id": f}))
     card.on_feature_click(opened.append)
-    card._handle_custom_msg(card, {"type": "feature_click", "feature": 7}, [])
+    _send_from_page(card, {"type": "feature_click", "feature": 7})
     assert opened == [7] and card.feature_id == 7 and card.requested_feature == 7
     assert card.scale_max == 4.0 and len(card.examples()) == 3
 
@@ -349,7 +355,7 @@ def test_steering_errors_and_custom_code() -> None:
     assert view.code == "saekit.steer('p', {1: 2.0}, mode='multiply')" and not view.busy
     manual = Steering(_fake_generate, [1], prompt="p", auto=False)
     assert manual.wait(1) and manual.generation == 0
-    manual._handle_custom_msg(manual, {"type": "generate"}, [])
+    _send_from_page(manual, {"type": "generate"})
     assert manual.wait(5) and manual.steered == "P [1:0]"
     with pytest.raises(SaekitError, match="need min <= value <= max"):
         Steering(_fake_generate, [{"feature_id": 1, "value": 20.0}])

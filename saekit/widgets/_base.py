@@ -80,7 +80,7 @@ class SaekitView(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._feature_click_handlers: list[Callable[[int], None]] = []
-        self.on_msg(self._handle_custom_msg)
+        self.on_msg(self._on_custom_msg)
 
     def to_text(self) -> str:
         """The plain-text form of the view."""
@@ -106,7 +106,7 @@ class SaekitView(anywidget.AnyWidget):
         for fn in list(self._feature_click_handlers):
             fn(int(feature_id))
 
-    def _handle_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "feature_click":
             feature = content.get("feature")
             if isinstance(feature, int) and not isinstance(feature, bool):

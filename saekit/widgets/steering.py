@@ -189,11 +189,11 @@ class Steering(SaekitView):
         if self._auto and change["name"] != "mode" and request != self._last_request:
             self.generate()
 
-    def _handle_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "generate":
             self.generate()
         else:
-            super()._handle_custom_msg(widget, content, buffers)
+            super()._on_custom_msg(widget, content, buffers)
 
     def _call(self, request: _Request) -> tuple[str, str, float]:
         start = time.perf_counter()

@@ -54,6 +54,12 @@ def test_token_highlight_and_steering_in_jupyterlab(jupyter_page) -> None:  # ty
     expect(page.get_by_text("python selected_feature = 11")).to_be_visible()
     assert nb.execute("print(th.selected_feature, th.shown_features)").strip() == "11 [11]"
 
+    # --- the ↗ button asks the controller to open a feature's card (Python callback) ----
+    cat.hover()
+    tip.locator(".sk-tip-row", has=page.locator("button.sk-fid[data-feature='7']")) \
+        .locator("button.sk-open").click()
+    expect(page.get_by_text("python opened = 7")).to_be_visible()
+
     # --- steering: drag the slider; the page shows busy, then the new text --------------
     steer = page.locator(".sk-steer")
     steered = steer.locator("[data-role=steered]")

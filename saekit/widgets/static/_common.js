@@ -116,11 +116,6 @@ export function tintRGB(hue, t) {
   return hue.map((c) => Math.round(255 + a * (c - 255)));
 }
 
-// Overlapping highlighter pens: multiply the tints channel by channel.
-export function multiplyRGB(colours) {
-  return colours.reduce((acc, c) => acc.map((v, k) => Math.round((v * c[k]) / 255)), [255, 255, 255]);
-}
-
 export function css(rgb) {
   return `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
 }
@@ -239,20 +234,6 @@ export function setTrait(model, name, value) {
   model.save_changes();
 }
 
-export function featureButton(model, id, { label, onClick, title } = {}) {
-  return h("button", {
-    class: "sk-fid",
-    type: "button",
-    title: title || `feature ${id}`,
-    "data-feature": id,
-    onclick: (ev) => { ev.stopPropagation(); (onClick || (() => requestFeature(model, id)))(ev); },
-  }, label === undefined ? `#${id}` : label);
-}
-
 export function requestFeature(model, id) {
   model.send({ type: "feature_click", feature: id });
-}
-
-export function emptyNote(text) {
-  return h("div", { class: "sk-empty" }, text);
 }

@@ -93,6 +93,12 @@ def test_token_highlight_and_steering_in_jupyterlab(jupyter_page) -> None:  # ty
     expect(steer.locator(".sk-code")).to_have_text(
         f"baseline, steered = generate_fn('The cat sat', {{3: {value}}})")
 
+    # --- a new prompt from the text box regenerates --------------------------------------
+    steer.locator("textarea.sk-prompt").fill("A dog ran")
+    steer.get_by_role("button", name="Generate").click()
+    expect(steered).to_have_text(f"A DOG RAN [3={value:.1f}]")
+    expect(steer.locator("[data-role=baseline]")).to_have_text("A dog ran and then it rained.")
+
     cat.hover()
     shot = nb.screenshot("views.png")
     assert shot.stat().st_size > 10_000

@@ -1,0 +1,100 @@
+"""Activation throughput on the default model at a middle layer, three ways, one run.
+
+1. saekit: ``model.iter_activations`` (nnsight trace, early stop after the site).
+2. plain HF forward hook that raises to stop after the layer (the best hand-written path).
+3. plain HF full forward with the same hook (no early stop).
+
+Prints tokens/s for each and the ratios. Goals: saekit within 5% of (2); (2)/(3) ~2x.
+
+    python benchmarks/bench_activations.py [--tokens 16384] [--layer 15] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import saekit
+
+
+class _Stop(Exception):
+    pass
+
+
+def _hf_hook(model: saekit.Model, batches, layer: int, stop: bool) -> float:  # type: ignore[no-untyped-def]
+    module = model.hf.get_submodule(model.structure.layer_path(layer))
+    out = []
+
+    def hook(mod, args, output):  # type: ignore[no-untyped-def]
+        out.append(output[0] if isinstance(output, tuple) else output)
+        if stop:
+            raise _Stop
+
+    h = module.register_forward_hook(hook)
+    t = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            for b in batches:
+                try:
+                    model.hf(b.input_ids.to(model.device), attention_mask=b.attention_mask.to(model.device))
+                except _Stop:
+                    pass
+                keep = b.attention_mask.bool().to(model.device)
+                out[-1][keep].float().cpu()
+    finally:
+        h.remove()
+    _sync(model)
+    return time.perf_counter() - t
+
+
+def _saekit(model: saekit.Model, texts, site: str, bs: int, max_len: int) -> float:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    for _ in model.iter_activations(texts, [site], batch_size=bs, max_length=max_len,
+                                    keep_special=True, progress=False):
+        pass
+    _sync(model)
+    return time.perf_counter() - t
+
+
+def _sync(model: saekit.Model) -> None:
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--tokens", type=int, default=16384)
+    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    a = p.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    model = saekit.load_model(device=a.device)
+    # texts long enough to fill max_length rows: no padding, same tokens for every method
+    texts = [t for t in saekit.default_corpus() if len(model.to_tokens(t)) >= a.max_length]
+    texts = texts[: a.tokens // a.max_length]
+    batches = list(model.batches(texts, batch_size=a.batch_size, max_length=a.max_length))
+    batches = [b for b in batches if b.input_ids.shape[1] == a.max_length]
+    n_tok = sum(int(b.attention_mask.sum()) for b in batches)
+    site = f"resid_post.{a.layer}"
+    runs = {"saekit (early stop)": [], "HF hook (early stop)": [], "HF hook (full forward)": []}
+    _saekit(model, texts[: a.batch_size], site, a.batch_size, a.max_length)  # warm-up
+    for _ in range(a.repeats):  # interleaved, so drift on a shared machine hits all alike
+        runs["saekit (early stop)"].append(_saekit(model, texts, site, a.batch_size, a.max_length))
+        runs["HF hook (early stop)"].append(_hf_hook(model, batches, a.layer, stop=True))
+        runs["HF hook (full forward)"].append(_hf_hook(model, batches, a.layer, stop=False))
+    best = {k: min(v) for k, v in runs.items()}
+    print(f"{model!r}; {n_tok} tokens at {site}, batch {a.batch_size} x {a.max_length}, best of {a.repeats}")
+    for k, v in best.items():
+        print(f"  {k:<24} {n_tok / v:9.0f} tok/s")
+    s, h, f = best.values()
+    print(f"saekit / HF-hook time ratio: {s / h:.3f}  (goal <= 1.05)")
+    print(f"early-stop speed-up (full / early, HF): {f / h:.2f}x;  saekit vs full forward: {f / s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""UMAP of decoder directions, jointly across dictionaries, cached on disk.
+
+umap-learn is an optional extra (``pip install 'saekit[umap]'``) imported on first use.
+Its first fit in a new process compiles numba code (~30 s on 2 cores, less once
+numba's on-disk cache is filled): :func:`warm_umap` pays that cost up front on a tiny
+input and says so, and :func:`umap_coords` shows a progress bar naming the cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saekit.errors import SaekitError
+
+log = logging.getLogger("saekit")
+_warm = False
+
+
+def _import_umap() -> Any:
+    try:
+        import umap
+    except ImportError:
+        raise SaekitError(
+            "UMAP needs the optional package umap-learn. Install it with "
+            "pip install 'saekit[umap]' (or pip install umap-learn)."
+        ) from None
+    return umap
+
+
+def _fit(points: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+    umap = _import_umap()
+    reducer = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, metric="cosine",
+                        n_components=2, random_state=seed, n_jobs=1)
+    with warnings.catch_warnings():  # random_state forces n_jobs=1, and umap says so
+        warnings.simplefilter("ignore", UserWarning)
+        return np.asarray(reducer.fit_transform(points), dtype=np.float32)
+
+
+def warm_umap() -> float:
+    """Compile UMAP's numba code now, on a tiny input; returns the seconds it took.
+
+    Call it at the top of a notebook so a later :func:`umap_coords` does not stall
+    silently. Logs how long it took on the ``"saekit"`` logger.
+
+    Example:
+        >>> seconds = warm_umap()      # ~30 s the first time in a process, ~0 after
+    """
+    global _warm
+    start = time.perf_counter()
+    points = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    _fit(points, n_neighbors=5, min_dist=0.1, seed=0)
+    _warm = True
+    seconds = time.perf_counter() - start
+    log.info("UMAP warmed up (numba compilation) in %.1f s", seconds)
+    return seconds
+
+
+def _named_dirs(saes: Any) -> list[tuple[str, np.ndarray]]:
+    from saekit.analysis.geometry import unit_directions
+    from saekit.sae.base import SAE
+
+    if isinstance(saes, (SAE, torch.Tensor)):
+        saes = [saes]
+    items = list(saes.items()) if isinstance(saes, Mapping) else [
+        (s.cfg.site or "sae" if isinstance(s, SAE) else "sae", s) for s in saes]
+    if len({n for n, _ in items}) != len(items):
+        items = [(f"{n}:{i}", s) for i, (n, s) in enumerate(items)]
+    return [(str(n), unit_directions(s).cpu().numpy()) for n, s in items]
+
+
+def _cache_key(dirs: Sequence[np.ndarray], params: tuple) -> str:
+    h = hashlib.sha256(repr(params).encode())
+    h.update(_import_umap().__version__.encode())
+    for d in dirs:
+        h.update(repr(d.shape).encode())
+        h.update(np.ascontiguousarray(d, dtype=np.float32).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _cache_file(cache_dir: str | os.PathLike[str] | None | Literal[False], key: str) -> Path | None:
+    if cache_dir is False:
+        return None
+    if cache_dir is None:
+        from saekit._loading import cache_dir as saekit_cache
+
+        cache_dir = saekit_cache() / "umap"
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"umap-{key}.npy"
+
+
+def _save_atomic(path: Path, xy: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, xy, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def umap_coords(
+    saes: Any,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    seed: int = 0,
+    cache_dir: str | os.PathLike[str] | None | Literal[False] = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """2-D UMAP of decoder directions, fitted jointly over all dictionaries given.
+
+    Args:
+        saes: an SAE, a list of SAEs, or ``{name: sae}`` (decoder matrices work too).
+        n_neighbors, min_dist: UMAP settings (cosine metric); ``n_neighbors`` is
+            capped at the number of features minus one.
+        seed: UMAP's random state (same seed and weights -> same coordinates).
+        cache_dir: folder of cached results, keyed by a hash of the weights and
+            settings; ``None`` = ``<saekit cache>/umap``; ``False`` = no cache.
+        progress: show a progress bar while fitting.
+
+    Returns:
+        DataFrame ``sae, feature, x, y``.
+
+    Example:
+        >>> warm_umap()
+        >>> coords = umap_coords({"4k": sae_4k, "16k": sae_16k})
+    """
+    named = _named_dirs(saes)
+    dirs = [d for _, d in named]
+    n = sum(len(d) for d in dirs)
+    if n < 4:
+        raise SaekitError(f"UMAP needs at least 4 features in all; got {n}.")
+    if len({d.shape[1] for d in dirs}) > 1:
+        raise SaekitError("All dictionaries must have the same decoder width for a joint UMAP.")
+    k = max(2, min(n_neighbors, n - 1))
+    path = _cache_file(cache_dir, _cache_key(dirs, ("v1", k, float(min_dist), int(seed))))
+    xy = np.load(path, allow_pickle=False) if path is not None and path.is_file() else None
+    if xy is None or xy.shape != (n, 2):
+        xy = _fit_with_progress(np.concatenate(dirs), k, min_dist, seed, progress)
+        if path is not None:
+            _save_atomic(path, xy)
+    return pd.DataFrame({
+        "sae": np.concatenate([[name] * len(d) for name, d in named]),
+        "feature": np.concatenate([np.arange(len(d)) for d in dirs]),
+        "x": xy[:, 0].astype(np.float64),
+        "y": xy[:, 1].astype(np.float64),
+    })
+
+
+def _fit_with_progress(points: np.ndarray, k: int, min_dist: float, seed: int, progress: bool) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    global _warm
+    desc = "UMAP" if _warm else "UMAP (first fit in this process compiles numba code, ~30 s)"
+    with tqdm(total=1, desc=desc, disable=not progress) as bar:
+        xy = _fit(points, k, min_dist, seed)
+        bar.update(1)
+    _warm = True
+    return xy

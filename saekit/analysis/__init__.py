@@ -11,6 +11,14 @@ Example:
 
 from saekit.analysis.ablation import ablate_context, ablate_feature
 from saekit.analysis.attribution import AttributionCheck, attribute, check_attributions
+from saekit.analysis.geometry import (
+    match_features,
+    max_cosine,
+    neighbours,
+    umap_coords,
+    unit_directions,
+    warm_umap,
+)
 from saekit.analysis.logits import logit_effects
 from saekit.analysis.neurons import NeuronBasis, neuron_basis
 from saekit.analysis.stats import (
@@ -38,10 +46,16 @@ __all__ = [
     "feature_stats",
     "feature_stats_from_activations",
     "logit_effects",
+    "match_features",
+    "max_cosine",
+    "neighbours",
     "neuron_basis",
     "QuantileBin",
     "steer",
     "steering_edit",
     "top_examples",
+    "umap_coords",
+    "unit_directions",
+    "warm_umap",
     "vocab_sweep",
 ]

@@ -5,11 +5,15 @@ Public names:
     FeatureCardData (+ CardExample, QuantileGroup, Histogram), FeatureCard: a feature's dashboard.
     SteerSlider, Steering: sliders + prompt -> baseline and steered text (injected generate_fn).
     TrainingMonitor: live metric charts per step for several SAEs (`update(step, metrics)`).
+    ContextAblation: context tokens coloured by a feature's activation change without each.
+    LogitAttribution (+ AttributionRanking): activation + ablation effect per token, logit
+        effects, features ranked by attribution to a chosen prediction.
 """
 
 from __future__ import annotations
 
 from saekit.widgets._base import SaekitView
+from saekit.widgets.context_ablation import ContextAblation
 from saekit.widgets.feature_card import (
     CardExample,
     FeatureCard,
@@ -17,16 +21,20 @@ from saekit.widgets.feature_card import (
     Histogram,
     QuantileGroup,
 )
+from saekit.widgets.logit_attribution import AttributionRanking, LogitAttribution
 from saekit.widgets.steering import GenerateFn, Steering, SteerSlider
 from saekit.widgets.token_highlight import TokenDoc, TokenHighlight
 from saekit.widgets.training_monitor import TrainingMonitor
 
 __all__ = [
+    "AttributionRanking",
     "CardExample",
+    "ContextAblation",
     "FeatureCard",
     "FeatureCardData",
     "GenerateFn",
     "Histogram",
+    "LogitAttribution",
     "QuantileGroup",
     "SaekitView",
     "SteerSlider",

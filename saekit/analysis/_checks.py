@@ -31,6 +31,11 @@ def sae_site(model: Model, sae: SAE) -> str:
             f"width {width}. Use an SAE trained on this model (model {model.name!r}), or fix "
             "sae.cfg.site."
         )
+    if sae.device != model.device:
+        raise CompatibilityError(
+            f"The SAE is on {sae.device} but the model on {model.device}. Move it first: "
+            "sae = sae.to(model.device)."
+        )
     return site
 
 

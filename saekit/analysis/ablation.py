@@ -90,9 +90,10 @@ def _feature_chunk(model: Model, sae: SAE, site: str, ids: Tensor, feats: list[i
     with torch.no_grad():
         codes = sae.encode(out.acts[site][0]).float().cpu()
     assert out.logits is not None
-    logp = torch.log_softmax(out.logits.float(), dim=-1)[:, :-1]  # [n, T-1, vocab]
-    nxt = ids[1:].to(logp.device)[None, :, None].expand(logp.shape[0], -1, 1)
-    return codes, logp.gather(-1, nxt)[..., 0].cpu()
+    logits = out.logits[:, :-1].float()  # [n, T-1, vocab]
+    nxt = ids[1:].to(logits.device)[None, :, None].expand(logits.shape[0], -1, 1)
+    logp = logits.gather(-1, nxt)[..., 0] - torch.logsumexp(logits, dim=-1)  # [n, T-1]
+    return codes, logp.cpu()
 
 
 def _feature_frame(model: Model, ids: Tensor, feats: list[int], codes: Tensor, clean: Tensor,

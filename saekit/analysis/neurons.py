@@ -103,7 +103,9 @@ def neuron_basis(
         model: the model.
         sae: the SAE at its site.
         feature: the feature index.
-        examples: the feature's top examples, as texts or token-id lists.
+        examples: the feature's top examples, as texts or token-id lists (e.g. the
+            windows of a statistics pass: ``[e.token_ids for e in examples]``). Each
+            example is compared at its max-activating (non-special) token.
         threshold: a neuron counts as active above this value (MLP neurons of gated
             MLPs are signed; the quantile count is the scale-free one).
         quantile: per-neuron quantile over all tokens of the examples (0.99 = 99th percentile).

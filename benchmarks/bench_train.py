@@ -1,0 +1,219 @@
+"""Training throughput: saekit's TopK trainer against SAELens's, and a family vs separate runs.
+
+Both trainers see the same activations (synthetic, d_in 576 like SmolLM2's residual
+stream) and the same hyper-parameters: TopK, k=32, batch 4096, Adam (lr 3e-4, betas
+0.9/0.999), AuxK 1/32, unit-norm decoder rows, no dead latents during the timed steps.
+Runs are interleaved round by round so a busy machine slows both alike; each figure is
+the best round.
+
+1. saekit vs SAELens 6.x (``SAETrainer`` + ``TopKTrainingSAE``; its dense path, and its
+   ``use_sparse_activations`` option when that runs), one dictionary of ``--d-sae``
+   latents: the per-step cost, time(1 + N steps) - time(1 step), as vectors/s.
+2. A family of 3 sizes trained from one pass against the 3 sizes trained one after
+   another (both saekit, end to end, set-up included), from the in-memory tensor and
+   from an on-disk ``saekit.ActivationCache`` written by ``cache_activations``.
+
+Usage:
+    python benchmarks/bench_train.py            # ~3 min on 2 CPU cores
+    python benchmarks/bench_train.py --quick    # < 1 min
+    python benchmarks/bench_train.py --device cuda --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+import saekit
+from saekit.activations import Activations
+from saekit.train import TrainConfig, train_saes
+
+Run = Callable[[int], float]  # steps -> seconds
+
+
+def synthetic_acts(n: int, d_in: int, seed: int = 0) -> torch.Tensor:
+    """Correlated, anisotropic, offset vectors: a rough stand-in for a residual stream."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(d_in, d_in, generator=g) / d_in**0.5
+    scales = torch.logspace(0, -1.5, d_in)
+    z = torch.randn(n, d_in, generator=g) * scales
+    return z @ basis * 10 + torch.randn(d_in, generator=g)
+
+
+class _TensorModel:
+    """Just enough of :class:`saekit.Model` for ``cache_activations``: serves rows of a
+    tensor, 512 "tokens" per text, so the benchmark writes a real on-disk cache."""
+
+    name = "synthetic"
+    per_text = 512
+
+    def __init__(self, acts: torch.Tensor) -> None:
+        self.acts = acts
+
+    def site(self, site: str) -> str:
+        return site
+
+    def site_width(self, site: str) -> int:
+        return int(self.acts.shape[1])
+
+    def activations(self, texts: Sequence[str], sites: Sequence[str], **_: object) -> Activations:
+        rows = [int(t) for t in texts]
+        n = self.per_text
+        acts = torch.cat([self.acts[r * n : (r + 1) * n] for r in rows])
+        doc = torch.arange(len(rows)).repeat_interleave(n)
+        pos = torch.arange(n).repeat(len(rows))
+        return Activations({sites[0]: acts}, torch.zeros(len(acts), dtype=torch.long), doc, pos)
+
+
+def write_cache(acts: torch.Tensor, folder: Path) -> saekit.ActivationCache:
+    model = _TensorModel(acts)
+    texts = [str(i) for i in range(len(acts) // model.per_text)]
+    return saekit.cache_activations(model, texts, "resid_post.15", folder, progress=False)  # type: ignore[arg-type]
+
+
+def saekit_run(source: object, sizes: list[int], args: argparse.Namespace) -> Run:
+    def run(steps: int) -> float:
+        cfg = TrainConfig(
+            batch_size=args.batch,
+            k=args.k,
+            lr=3e-4,
+            steps=steps,
+            warmup_steps=1,
+            device=args.device,
+            log_every=steps,
+            dead_tokens=args.batch * 1000,
+        )
+        t0 = time.perf_counter()
+        train_saes(source, sizes, cfg, progress=False)  # type: ignore[arg-type]
+        return time.perf_counter() - t0
+
+    return run
+
+
+def saelens_run(acts: torch.Tensor, d_sae: int, args: argparse.Namespace, sparse: bool) -> Run:
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    def run(steps: int) -> float:
+        sae = TopKTrainingSAE(
+            TopKTrainingSAEConfig(
+                d_in=acts.shape[1],
+                d_sae=d_sae,
+                k=args.k,
+                device=args.device,
+                use_sparse_activations=sparse,
+                aux_loss_coefficient=1 / 32,
+                decoder_init_norm=1.0,
+            )
+        )
+        cfg = SAETrainerConfig(
+            total_training_samples=steps * args.batch,
+            train_batch_size_samples=args.batch,
+            lr=3e-4,
+            lr_end=3e-4,
+            lr_warm_up_steps=1,
+            device=args.device,
+            dead_feature_window=1000,
+        )
+        batches = (acts[i * args.batch : (i + 1) * args.batch] for i in range(steps))
+        trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches)
+        t0 = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+            trainer.fit()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    return run
+
+
+def interleaved(runs: dict[str, Run], steps: int, rounds: int, marginal: bool) -> dict[str, float]:
+    """Best-of-``rounds`` seconds for ``steps`` steps of each run, alternating runs."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            try:
+                sec = run(steps + 1) - run(1) if marginal else run(steps)
+            except (NotImplementedError, RuntimeError) as e:  # SAELens's sparse mode here
+                print(f"  {name}: fails ({type(e).__name__}: {str(e).splitlines()[0][:80]})")
+                best[name] = float("nan")
+                continue
+            if sec == sec:
+                best[name] = min(best[name], max(sec, 1e-9))
+    return {k: v for k, v in best.items() if v == v and v != float("inf")}
+
+
+def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, rounds: int) -> None:
+    runs: dict[str, Run] = {}
+    if not args.skip_saelens:
+        runs["SAELens TopK (dense)"] = saelens_run(acts, args.d_sae, args, sparse=False)
+        runs["SAELens TopK (use_sparse_activations)"] = saelens_run(acts, args.d_sae, args, True)
+    runs["saekit TopK"] = saekit_run(acts, [args.d_sae], args)
+    sec = interleaved(runs, steps, rounds, marginal=True)
+    vectors = steps * args.batch
+    print(f"\n== one TopK SAE, d_sae {args.d_sae}: training throughput ==")
+    for name, s in sec.items():
+        print(f"{name:40s} {vectors / s:10,.0f} vectors/s")
+    refs = [s for name, s in sec.items() if name.startswith("SAELens")]
+    if refs and "saekit TopK" in sec:
+        print(f"saekit / fastest SAELens: {min(refs) / sec['saekit TopK']:.2f}x")
+
+
+def compare_family(
+    sources: dict[str, object], sizes: list[int], args: argparse.Namespace, steps: int, rounds: int
+) -> None:
+    print(f"\n== family {sizes}, {steps} steps end to end: one pass vs three separate runs ==")
+    for label, source in sources.items():
+        runs = {"family": saekit_run(source, sizes, args)}
+        runs.update({f"alone {s}": saekit_run(source, [s], args) for s in sizes})
+        sec = interleaved(runs, steps, rounds, marginal=False)
+        family, separate = sec["family"], sum(v for k, v in sec.items() if k != "family")
+        print(
+            f"{label:10s} family {family:7.2f} s | separate {separate:7.2f} s | "
+            f"family / separate {family / separate:.2f}"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer steps and smaller dictionaries")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per run")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (best kept)")
+    p.add_argument("--d-sae", type=int, default=None, help="default 4608 (--quick: 2304)")
+    p.add_argument(
+        "--family", type=int, nargs="+", default=None, help="default 1152 2304 4608 (--quick: 576 1152 2304)"
+    )
+    p.add_argument("--k", type=int, default=32)
+    p.add_argument("--batch", type=int, default=4096)
+    p.add_argument("--d-in", type=int, default=576)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--skip-saelens", action="store_true")
+    p.add_argument("--skip-family", action="store_true")
+    args = p.parse_args()
+    steps = args.steps or (3 if args.quick else 8)
+    rounds = args.rounds or (1 if args.quick else 2)
+    args.d_sae = args.d_sae or (2304 if args.quick else 4608)
+    sizes = args.family or ([576, 1152, 2304] if args.quick else [1152, 2304, 4608])
+    print(
+        f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch}, k {args.k}, d_in {args.d_in}; {steps} timed steps, best of "
+        f"{rounds} rounds"
+    )
+    acts = synthetic_acts((steps + 2) * args.batch, args.d_in)
+    compare_trainers(acts, args, steps, rounds)
+    if not args.skip_family:
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = write_cache(acts, Path(tmp) / "cache")
+            compare_family({"in memory": acts, "cache": cache}, sizes, args, steps, rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,7 @@ from saekit.sae import (
     load_sae,
     save_sae,
 )
+from saekit.train import TrainConfig, TrainResult, TrainStep, train_saes
 
 __version__ = "0.1.0"
 
@@ -67,4 +68,8 @@ __all__ = [
     "save_sae",
     "shakespeare_texts",
     "top_examples",
+    "TrainConfig",
+    "TrainResult",
+    "TrainStep",
+    "train_saes",
 ]

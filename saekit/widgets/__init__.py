@@ -8,6 +8,7 @@ Public names:
     ContextAblation: context tokens coloured by a feature's activation change without each.
     LogitAttribution (+ AttributionRanking): activation + ablation effect per token, logit
         effects, features ranked by attribution to a chosen prediction.
+    UmapView: canvas scatter of decoder directions (hover labels, click, lasso selection).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from saekit.widgets.logit_attribution import AttributionRanking, LogitAttributio
 from saekit.widgets.steering import GenerateFn, Steering, SteerSlider
 from saekit.widgets.token_highlight import TokenDoc, TokenHighlight
 from saekit.widgets.training_monitor import TrainingMonitor
+from saekit.widgets.umap_view import UmapView
 
 __all__ = [
     "AttributionRanking",
@@ -42,4 +44,5 @@ __all__ = [
     "TokenDoc",
     "TokenHighlight",
     "TrainingMonitor",
+    "UmapView",
 ]

@@ -9,6 +9,7 @@ Public names:
     LogitAttribution (+ AttributionRanking): activation + ablation effect per token, logit
         effects, features ranked by attribution to a chosen prediction.
     UmapView: canvas scatter of decoder directions (hover labels, click, lasso selection).
+    SplitNode, FeatureSplitting: a parent feature and its children across dictionary sizes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from saekit.widgets.feature_card import (
     QuantileGroup,
 )
 from saekit.widgets.logit_attribution import AttributionRanking, LogitAttribution
+from saekit.widgets.splitting import FeatureSplitting, SplitNode
 from saekit.widgets.steering import GenerateFn, Steering, SteerSlider
 from saekit.widgets.token_highlight import TokenDoc, TokenHighlight
 from saekit.widgets.training_monitor import TrainingMonitor
@@ -34,11 +36,13 @@ __all__ = [
     "ContextAblation",
     "FeatureCard",
     "FeatureCardData",
+    "FeatureSplitting",
     "GenerateFn",
     "Histogram",
     "LogitAttribution",
     "QuantileGroup",
     "SaekitView",
+    "SplitNode",
     "SteerSlider",
     "Steering",
     "TokenDoc",

@@ -197,16 +197,10 @@ class LogitAttribution(SaekitView):
             feature: Which feature, when the frames hold several.
             **kwargs: Any other argument of the constructor (``ranking``, ``mask``...).
         """
-        rows = _feature_rows(ablation, ABLATION_COLUMNS, feature, "ablate_feature")
-        f = int(rows["feature"].iloc[0])
-        delta = rows["delta"].to_numpy(dtype=np.float64)
-        effect = np.concatenate([[0.0], np.nan_to_num(delta[:-1])])
-        has = np.concatenate([[False], ~np.isnan(delta[:-1])])
-        top, bottom = _logit_pairs(logits, f) if logits is not None else ([], [])
-        kwargs.setdefault("top_logits", top)
-        kwargs.setdefault("bottom_logits", bottom)
-        return cls(rows["token"].astype(str).tolist(), rows["activation"].to_numpy(), effect,
-                   feature_id=f, has_effect=has, **kwargs)
+        args = _frame_args(ablation, logits, feature)
+        for name in ("top_logits", "bottom_logits"):
+            kwargs.setdefault(name, args.pop(name))
+        return cls(args.pop("tokens"), args.pop("acts"), args.pop("effect"), **args, **kwargs)
 
     # ----- updates ---------------------------------------------------------------------
     def set_ranking(self, ranking: AttributionRanking | None) -> None:
@@ -217,16 +211,24 @@ class LogitAttribution(SaekitView):
                 setattr(self, name, value)
             self.error = ""
 
-    def update(self, other: LogitAttribution) -> None:
-        """Show ``other``'s feature and text in this view (the ranking is kept unless it has one)."""
-        names = ["feature_id", "sae_name", "label", "title", "tokens", "acts", "mask", "effect",
-                 "has_effect", "act_max", "effect_max", "top_logits", "bottom_logits"]
-        if other.attr_target:
-            names += ["attr_target", "attr_token", "attr_features", "attr_values", "attr_acts"]
+    def set_frames(
+        self,
+        ablation: pd.DataFrame,
+        logits: pd.DataFrame | None = None,
+        *,
+        feature: int | None = None,
+        mask: Any = None,
+        label: str = "",
+        vmax: float | None = None,
+    ) -> None:
+        """Show another feature (frames as in :meth:`from_frames`); the ranking is kept."""
+        args = _frame_args(ablation, logits, feature)
+        state = _text_state(args["tokens"], args["acts"], args["effect"], args["has_effect"], mask, vmax)
         with self.hold_sync():
-            for name in names:
-                setattr(self, name, getattr(other, name))
-            self.feature_labels = {**self.feature_labels, **other.feature_labels}
+            for name, value in state.items():
+                setattr(self, name, value)
+            self.feature_id, self.label = args["feature_id"], str(label)
+            self.top_logits, self.bottom_logits = _pairs(args["top_logits"]), _pairs(args["bottom_logits"])
 
     def choose_prediction(self, token: int) -> None:
         """Rank features for predicting ``tokens[token]`` (what a click on that token does)."""
@@ -387,6 +389,19 @@ def _feature_rows(frame: pd.DataFrame, columns: Sequence[str], feature: int | No
 
 
 Pairs = list[tuple[str, float]]
+
+
+def _frame_args(ablation: pd.DataFrame, logits: pd.DataFrame | None, feature: int | None) -> dict[str, Any]:
+    rows = _feature_rows(ablation, ABLATION_COLUMNS, feature, "ablate_feature")
+    f = int(rows["feature"].iloc[0])
+    delta = rows["delta"].to_numpy(dtype=np.float64)
+    top, bottom = _logit_pairs(logits, f) if logits is not None else ([], [])
+    return {
+        "tokens": rows["token"].astype(str).tolist(), "acts": rows["activation"].to_numpy(),
+        "effect": np.concatenate([[0.0], np.nan_to_num(delta[:-1])]),
+        "has_effect": np.concatenate([[False], ~np.isnan(delta[:-1])]),
+        "feature_id": f, "top_logits": top, "bottom_logits": bottom,
+    }
 
 
 def _logit_pairs(frame: pd.DataFrame, feature: int) -> tuple[Pairs, Pairs]:

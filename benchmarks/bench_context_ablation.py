@@ -75,10 +75,11 @@ def main() -> None:
     t_loop, b = _time(loop, args.repeats)
     diff = float((a.activation_without - b.activation_without).abs().max())  # type: ignore[union-attr]
     print(f"model: {model.name} on {model.device}, torch threads {torch.get_num_threads()}")
-    print(f"prompt: {ids.numel()} tokens -> {ids.numel() - 2} variants (+ the full context), "
+    n_var = len(a) // len(feats)  # type: ignore[arg-type]
+    print(f"prompt: {ids.numel()} tokens -> {n_var} variants (+ the full context), "
           f"site {args.site}, SAE d_sae={sae.d_sae}, all features read")
     print(f"batched (1 pass):            {t_batch:8.3f} s")
-    print(f"loop ({ids.numel() - 1} passes, batch 1):   {t_loop:8.3f} s")
+    print(f"loop ({n_var + 1} passes, batch 1):   {t_loop:8.3f} s")
     print(f"speed-up: {t_loop / t_batch:.1f}x   (max |difference| {diff:.2e})")
 
 

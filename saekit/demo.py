@@ -62,7 +62,17 @@ def _split(s: Settings) -> tuple[list[str], list[str]]:
     return train, held_out
 
 
-def _train(model: saekit.Model, s: Settings, train: list[str], work: Path) -> list[saekit.SAE]:
+def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.SAE]:
+    """The demo's family of TopK SAEs: loaded from the cache, or trained once and cached.
+
+    The notebooks call this with ``Settings.quick()`` so they share one training run.
+
+    Example:
+        >>> saes = train_family(saekit.load_model(), Settings.quick())
+    """
+    s = s or Settings()
+    train, _ = _split(s)
+    work = saekit.cache_dir() / "demo"
     folder = work / "saes" / s.key()
     names = [f"topk-{n}" for n in s.sizes]
     if all((folder / n / "cfg.json").exists() for n in names):
@@ -104,12 +114,11 @@ def run(s: Settings, out: Path) -> pd.DataFrame:
     """Run the whole job; returns the evaluation table."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    work = saekit.cache_dir() / "demo"
     _log("loading the default model (SmolLM2-135M-Instruct, offline)")
     model = saekit.load_model()
     _log(f"{model!r}")
-    train, held_out = _split(s)
-    saes = _train(model, s, train, work)
+    _, held_out = _split(s)
+    saes = train_family(model, s)
     table = saekit.evaluate(model, saes, held_out, max_length=s.max_length)
     table.to_csv(out / "evaluation.csv", index=False)
     table.attrs["density"].to_csv(out / "feature_density.csv", index=False)

@@ -276,6 +276,11 @@ def feature_stats(
     Returns:
         :class:`FeatureStats`.
 
+    Memory: the running state is fixed by the SAE sizes, not the corpus: about
+    ``d_sae * (k + n_quantiles * examples_per_quantile + n_random) * (left + right + 1)
+    * 8`` bytes for the kept windows (107 MB for 4608 features with the defaults),
+    plus one ``batch tokens x d_sae`` block of codes at a time.
+
     Example:
         >>> stats = saekit.feature_stats(model, {"l15": sae}, saekit.default_corpus(100))
         >>> stats.top_examples("l15", 42, n=5)

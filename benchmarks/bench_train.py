@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,7 +37,7 @@ import saekit
 from saekit.activations import Activations
 from saekit.train import TrainConfig, train_saes
 
-Run = Callable[[int], float]  # steps -> seconds
+Run = Callable[[int], "Seconds"]  # steps -> seconds
 
 
 def synthetic_acts(n: int, d_in: int, seed: int = 0) -> torch.Tensor:
@@ -78,8 +80,28 @@ def write_cache(acts: torch.Tensor, folder: Path) -> saekit.ActivationCache:
     return saekit.cache_activations(model, texts, "resid_post.15", folder, progress=False)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Seconds:
+    """Wall-clock and CPU (process, all threads) seconds of one run."""
+
+    wall: float
+    cpu: float
+
+    def __sub__(self, other: Seconds) -> Seconds:
+        return Seconds(max(self.wall - other.wall, 1e-9), max(self.cpu - other.cpu, 1e-9))
+
+
+@contextlib.contextmanager
+def timed(out: list[Seconds], device: str) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    out.append(Seconds(time.perf_counter() - wall, time.process_time() - cpu))
+
+
 def saekit_run(source: object, sizes: list[int], args: argparse.Namespace) -> Run:
-    def run(steps: int) -> float:
+    def run(steps: int) -> Seconds:
         cfg = TrainConfig(
             batch_size=args.batch,
             k=args.k,
@@ -90,9 +112,10 @@ def saekit_run(source: object, sizes: list[int], args: argparse.Namespace) -> Ru
             log_every=steps,
             dead_tokens=args.batch * 1000,
         )
-        t0 = time.perf_counter()
-        train_saes(source, sizes, cfg, progress=False)  # type: ignore[arg-type]
-        return time.perf_counter() - t0
+        out: list[Seconds] = []
+        with timed(out, args.device):
+            train_saes(source, sizes, cfg, progress=False)  # type: ignore[arg-type]
+        return out[0]
 
     return run
 
@@ -102,7 +125,7 @@ def saelens_run(acts: torch.Tensor, d_sae: int, args: argparse.Namespace, sparse
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
-    def run(steps: int) -> float:
+    def run(steps: int) -> Seconds:
         sae = TopKTrainingSAE(
             TopKTrainingSAEConfig(
                 d_in=acts.shape[1],
@@ -125,30 +148,29 @@ def saelens_run(acts: torch.Tensor, d_sae: int, args: argparse.Namespace, sparse
         )
         batches = (acts[i * args.batch : (i + 1) * args.batch] for i in range(steps))
         trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches)
-        t0 = time.perf_counter()
-        with contextlib.redirect_stderr(io.StringIO()):  # its progress bar
+        out: list[Seconds] = []
+        with timed(out, args.device), contextlib.redirect_stderr(io.StringIO()):  # its tqdm
             trainer.fit()
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        return out[0]
 
     return run
 
 
-def interleaved(runs: dict[str, Run], steps: int, rounds: int, marginal: bool) -> dict[str, float]:
-    """Best-of-``rounds`` seconds for ``steps`` steps of each run, alternating runs."""
-    best = {name: float("inf") for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
+def interleaved(runs: dict[str, Run], steps: int, rounds: int, marginal: bool) -> dict[str, list[Seconds]]:
+    """Each run's seconds for ``steps`` steps in every round, runs alternating.
+
+    ``marginal``: time(1 + steps) - time(1), i.e. set-up excluded.
+    """
+    got: dict[str, list[Seconds]] = {name: [] for name in runs}
+    for r in range(rounds):
+        order = list(runs.items()) if r % 2 == 0 else list(runs.items())[::-1]
+        for name, run in order:
             try:
-                sec = run(steps + 1) - run(1) if marginal else run(steps)
+                got[name].append(run(steps + 1) - run(1) if marginal else run(steps))
             except (NotImplementedError, RuntimeError) as e:  # SAELens's sparse mode here
                 print(f"  {name}: fails ({type(e).__name__}: {str(e).splitlines()[0][:80]})")
-                best[name] = float("nan")
-                continue
-            if sec == sec:
-                best[name] = min(best[name], max(sec, 1e-9))
-    return {k: v for k, v in best.items() if v == v and v != float("inf")}
+                del runs[name], got[name]
+    return got
 
 
 def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, rounds: int) -> None:
@@ -157,14 +179,22 @@ def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, r
         runs["SAELens TopK (dense)"] = saelens_run(acts, args.d_sae, args, sparse=False)
         runs["SAELens TopK (use_sparse_activations)"] = saelens_run(acts, args.d_sae, args, True)
     runs["saekit TopK"] = saekit_run(acts, [args.d_sae], args)
-    sec = interleaved(runs, steps, rounds, marginal=True)
+    got = interleaved(runs, steps, rounds, marginal=True)
     vectors = steps * args.batch
-    print(f"\n== one TopK SAE, d_sae {args.d_sae}: training throughput ==")
-    for name, s in sec.items():
-        print(f"{name:40s} {vectors / s:10,.0f} vectors/s")
-    refs = [s for name, s in sec.items() if name.startswith("SAELens")]
-    if refs and "saekit TopK" in sec:
-        print(f"saekit / fastest SAELens: {min(refs) / sec['saekit TopK']:.2f}x")
+    print(f"\n== one TopK SAE, d_sae {args.d_sae}: training throughput (best round) ==")
+    wall = {n: min(s.wall for s in v) for n, v in got.items()}
+    cpu = {n: min(s.cpu for s in v) for n, v in got.items()}
+    for name in got:
+        print(
+            f"{name:40s} {vectors / wall[name]:10,.0f} vectors/s   {1e3 * cpu[name] / steps:8.0f} CPU-ms/step"
+        )
+    refs = [n for n in got if n.startswith("SAELens")]
+    if refs and "saekit TopK" in got:
+        ref = min(refs, key=lambda n: wall[n])
+        print(
+            f"saekit / fastest SAELens: {wall[ref] / wall['saekit TopK']:.2f}x wall-clock, "
+            f"{cpu[ref] / cpu['saekit TopK']:.2f}x CPU time"
+        )
 
 
 def compare_family(
@@ -174,11 +204,20 @@ def compare_family(
     for label, source in sources.items():
         runs = {"family": saekit_run(source, sizes, args)}
         runs.update({f"alone {s}": saekit_run(source, [s], args) for s in sizes})
-        sec = interleaved(runs, steps, rounds, marginal=False)
-        family, separate = sec["family"], sum(v for k, v in sec.items() if k != "family")
+        runs["family"](1)  # warm-up: first calls of some kernels pay one-off set-up costs
+        got = interleaved(runs, steps, rounds, marginal=False)
+        fam = got.pop("family")
+        sep = [
+            Seconds(sum(v[r].wall for v in got.values()), sum(v[r].cpu for v in got.values()))
+            for r in range(rounds)
+        ]  # the three separate runs of each round
+        ratios = sorted(f.wall / s.wall for f, s in zip(fam, sep, strict=True))
+        cpu_ratios = sorted(f.cpu / s.cpu for f, s in zip(fam, sep, strict=True))
         print(
-            f"{label:10s} family {family:7.2f} s | separate {separate:7.2f} s | "
-            f"family / separate {family / separate:.2f}"
+            f"{label:10s} family {min(f.wall for f in fam):7.2f} s | separate "
+            f"{min(s.wall for s in sep):7.2f} s | family / separate: "
+            f"{ratios[len(ratios) // 2]:.2f} wall-clock, {cpu_ratios[len(cpu_ratios) // 2]:.2f} "
+            "CPU time (median of rounds)"
         )
 
 
@@ -197,15 +236,19 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--skip-saelens", action="store_true")
     p.add_argument("--skip-family", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps = args.steps or (3 if args.quick else 8)
     rounds = args.rounds or (1 if args.quick else 2)
     args.d_sae = args.d_sae or (2304 if args.quick else 4608)
     sizes = args.family or ([576, 1152, 2304] if args.quick else [1152, 2304, 4608])
+    load = "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     print(
         f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
-        f"batch {args.batch}, k {args.k}, d_in {args.d_in}; {steps} timed steps, best of "
-        f"{rounds} rounds"
+        f"batch {args.batch}, k {args.k}, d_in {args.d_in}; {steps} timed steps, "
+        f"{rounds} rounds; load average {load}"
     )
     acts = synthetic_acts((steps + 2) * args.batch, args.d_in)
     compare_trainers(acts, args, steps, rounds)

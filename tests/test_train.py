@@ -97,6 +97,8 @@ def test_other_architectures_learn_the_dictionary(architecture: str, extra: dict
     assert explained_variance(sae, x) > 0.6, architecture
     l0 = float((sae.encode(x) > 0).float().sum(-1).mean())
     assert 1.0 < l0 < 12.0, (architecture, l0)
+    if architecture == "batchtopk":  # the learned threshold reproduces k active at inference
+        assert 0.8 * 6 < l0 < 1.2 * 6, l0
 
 
 # -- determinism and families ---------------------------------------------------------------
@@ -166,7 +168,7 @@ def test_dead_tracking_on_a_constructed_sae() -> None:
 def _topk_loss(sae: TopKSAE, x: Tensor, dead: Tensor, sparse: bool):
     cfg = TrainConfig(k=sae.k, sparse_kernels=sparse, k_aux=4)
     x_var = (x - x.mean(0)).pow(2).sum(-1).mean()
-    ctx = StepContext(dead=dead, sparsity_scale=1.0, var_x=x_var, dp=DataParallel())
+    ctx = StepContext(dead=dead, sparsity_scale=1.0, var_x=x_var, dp=DataParallel(), n_steps=1)
     sae.zero_grad()
     out = TopKObjective(cfg).loss(sae, x, ctx)
     out.loss.backward()

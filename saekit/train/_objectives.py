@@ -46,12 +46,14 @@ class StepContext:
         sparsity_scale: multiplier of the sparsity coefficient (warm-up ramp).
         var_x: ``mean ||x - mean(x)||^2`` over the global batch (detached scalar).
         dp: the data-parallel group (reduces batch statistics across ranks).
+        n_steps: steps of the whole run.
     """
 
     dead: Tensor
     sparsity_scale: float
     var_x: Tensor
     dp: DataParallel
+    n_steps: int
 
 
 @dataclass(frozen=True)
@@ -202,8 +204,16 @@ def _dense_topk(pre: Tensor, k: int) -> Tensor:
 class BatchTopKObjective(TopKObjective):
     """BatchTopK (Bussmann et al. 2024): top ``k * n`` over the batch, then a threshold.
 
-    Under data parallelism the top-k is taken within each rank's shard.
+    The threshold is a running average of the smallest kept activation of each batch,
+    with a time constant of at most a tenth of the run (``beta = 1 - 10 / n_steps``,
+    between 0.9 and 0.999), so short runs forget their first batches too. Under data
+    parallelism the top-k is taken within each rank's shard.
     """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__(cfg)
+        self._codes: Tensor | None = None  # this step's training codes
+        self._beta = 0.999
 
     def loss(self, sae: SAE, x: Tensor, ctx: StepContext) -> StepOutput:
         assert isinstance(sae, BatchTopKSAE)
@@ -217,12 +227,14 @@ class BatchTopKObjective(TopKObjective):
             masked = pre.masked_fill(~ctx.dead, float("-inf"))
             auxk = self._auxk_term(_dense_topk(masked, k_aux) @ sae.W_dec, err, ctx)
         self._codes = z.detach()
+        self._beta = min(0.999, max(0.9, 1.0 - 10.0 / ctx.n_steps))
         return _output(self._total(mse, auxk, ctx), err, z.detach() > 0, auxk)
 
     def after_step(self, sae: SAE, out: StepOutput) -> None:
         super().after_step(sae, out)
-        assert isinstance(sae, BatchTopKSAE)
-        sae.update_threshold(self._codes)
+        assert isinstance(sae, BatchTopKSAE) and self._codes is not None
+        sae.update_threshold(self._codes, beta=self._beta)
+        self._codes = None
 
     @torch.no_grad()
     def fold_scale(self, sae: SAE, scale: float) -> None:

@@ -259,7 +259,7 @@ class _Run:
         sparsity = self.cfg.sparsity_scale(self.step, self.n_steps)
         outs: list[StepOutput] = []
         for m in self.members:
-            ctx = StepContext(m.since_fired >= self.window, sparsity, var_x, self.dp)
+            ctx = StepContext(m.since_fired >= self.window, sparsity, var_x, self.dp, self.n_steps)
             out = m.objective.loss(m.sae, x, ctx)
             m.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()

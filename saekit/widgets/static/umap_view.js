@@ -134,14 +134,17 @@ function render({ model, el }) {
     ctx.globalAlpha = 1;
     const emphasise = (i, radius, stroke, width_) => {
       ctx.fillStyle = css(colour(i));
-      ctx.strokeStyle = stroke;
-      ctx.lineWidth = width_;
       ctx.beginPath();
       ctx.arc(sx(i), sy(i), radius, 0, 2 * Math.PI);
       ctx.fill();
+      if (!width_) return;
+      ctx.strokeStyle = stroke;
+      ctx.lineWidth = width_;
       ctx.stroke();
     };
-    for (const i of sel) if (!hi.has(i)) emphasise(i, r + 1, "#1f2328", 1);
+    // Outlines help a few selected points stand out; thousands would merge into a blot.
+    const selOutline = sel.size > 1500 ? 0 : 1;
+    for (const i of sel) if (!hi.has(i)) emphasise(i, r + (selOutline ? 1 : 0.5), "#1f2328", selOutline);
     for (const i of hi) emphasise(i, r + 2.5, "#1f2328", 1.5);
     if (focus !== null && focus !== undefined && focus >= 0 && focus < data.n) {
       emphasise(focus, r + 3, "#c2410c", 2.5);

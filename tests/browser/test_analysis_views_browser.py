@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = Path(__file__).parent / "analysis_views.ipynb"
 
 
-def test_umap_splitting_attribution_and_ablation_in_jupyterlab(jupyter_page) -> None:  # type: ignore[no-untyped-def]
+def test_umap_splitting_attribution_and_ablation_in_jupyterlab(jupyter_page, browser, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
     nb = jupyter_page(NOTEBOOK)
@@ -76,3 +76,28 @@ def test_umap_splitting_attribution_and_ablation_in_jupyterlab(jupyter_page) -> 
 
     shot = nb.screenshot("analysis_views.png")
     assert shot.stat().st_size > 10_000
+
+    # --- the same views exported to standalone HTML render offline from file:// -------------
+    names = ["u", "sp", "la", "ca"]
+    nb.execute("from saekit import figures\n" + "\n".join(
+        f"figures.export({n}, {str(tmp_path / (n + '.html'))!r})" for n in names))
+    _standalone_pages_render(browser, [tmp_path / f"{n}.html" for n in names])
+
+
+def _standalone_pages_render(browser, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
+    from _harness import PageGuard
+    from playwright.sync_api import expect
+
+    guard = PageGuard()
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    guard.attach(page, lambda url: url.startswith(("file:", "data:", "blob:", "about:")))
+    try:
+        for path in paths:
+            page.goto(path.as_uri())
+            page.wait_for_selector("body[data-saekit-ready='1']", timeout=10_000)
+            expect(page.locator("#saekit-view .sk-root").first).to_be_visible()
+        expect(page.locator(".sk-tok", has_text="<script>alert(1)</script>")).to_be_visible()  # ca
+    finally:
+        context.close()
+    assert not guard.problems(), guard.problems()

@@ -227,3 +227,13 @@ def test_results_show_themselves_through_view(tiny_llama, saes, stats) -> None: 
         explore.view(tree)
     with pytest.raises(SaekitError, match="No view for a DataFrame with columns \\['a'\\]"):
         explore.view(pd.DataFrame({"a": [1]}))
+
+
+def test_importing_explore_loads_no_widget_code() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, saekit.explore; "
+            "print([m for m in ('anywidget', 'ipywidgets', 'plotly', 'sklearn') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -237,3 +237,27 @@ def test_importing_explore_loads_no_widget_code() -> None:
             "print([m for m in ('anywidget', 'ipywidgets', 'plotly', 'sklearn') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_umap_computes_coords_jointly_and_follow_on_single_sae_views(tiny_llama, saes, stats,
+                                                                     monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from saekit.analysis import geometry
+
+    seen: dict = {}
+
+    def fake_coords(named, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(names=list(named), kwargs=kwargs)
+        rows = [(n, f) for n, s in named.items() for f in range(s.d_sae)]
+        return pd.DataFrame({"sae": [r[0] for r in rows], "feature": [r[1] for r in rows],
+                             "x": np.arange(len(rows), dtype=float), "y": np.zeros(len(rows))})
+
+    monkeypatch.setattr(geometry, "umap_coords", fake_coords)
+    view = explore.umap(list(saes.values()), n_neighbors=5)  # a list: named by site, ":i" on clashes
+    assert seen == {"names": [f"{SITE}:0", f"{SITE}:1"], "kwargs": {"n_neighbors": 5}}
+    assert view.sae_names == [f"{SITE}:0", f"{SITE}:1"] and view.n_points == 80
+
+    th = explore.highlight(tiny_llama, saes["small"], TEXT)
+    card = explore.follow(th, stats, sae=saes["small"], model=tiny_llama)
+    assert (card.sae_name, card.feature_id) == ("small", th.selected_feature)
+    th.request_feature(2)  # the ↗ button in a token's tooltip
+    assert card.feature_id == 2 and card.sae_name == "small" and card.top_logits

@@ -166,7 +166,8 @@ def cache_activations(
     model.site(site)
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    settings = {"site": site, "dtype": str(dtype), **{k: v for k, v in kw.items() if k != "progress"}}
+    settings = {"site": site, "dtype": str(dtype), "bos": model.bos_id if model.prepend_bos else None,
+                **{k: v for k, v in kw.items() if k != "progress"}}
     fp = _fingerprint(model, texts, settings)
     meta = _open_or_start(folder, fp, model, site, len(texts))
     if meta["complete"]:

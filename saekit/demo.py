@@ -48,7 +48,7 @@ class Settings:
         return f"resid_post.{self.layer}"
 
     def key(self) -> str:
-        return f"L{self.layer}-k{self.k}-n{self.train_texts}-e{self.epochs}-" + "-".join(map(str, self.sizes))
+        return f"v2-L{self.layer}-k{self.k}-n{self.train_texts}-e{self.epochs}-" + "-".join(map(str, self.sizes))
 
 
 def _log(msg: str) -> None:
@@ -85,29 +85,12 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
                              training={"name": f"topk-{n}"}) for n in s.sizes]
     cfg = TrainConfig(batch_size=s.batch_size, total_tokens=cache.n_tokens * s.epochs, k=s.k,
                       warmup_steps=20, log_every=5, checkpoint_every=50)
-    source = _Epochs(cache, s.epochs)
-    result = train_saes(source, cfgs, cfg, checkpoint_dir=folder / "checkpoints", resume=True)
+    result = train_saes(cache, cfgs, cfg, checkpoint_dir=folder / "checkpoints", resume=True)
     _log(f"trained {len(result.saes)} SAEs in {result.seconds:.0f} s ({result.tokens} vectors)")
     for name, sae in zip(names, result.saes):
         save_sae(sae, folder / name)
     result.history.to_csv(folder / "history.csv", index=False)
     return list(result.saes)
-
-
-class _Epochs:
-    """An ActivationCache read ``n`` times with a different shuffle each epoch."""
-
-    def __init__(self, cache: saekit.ActivationCache, n: int) -> None:
-        self.cache, self.n = cache, n
-        self.d_in = cache.d_in
-
-    def iter_batches(self, batch_size: int, *, shuffle: bool = True, seed: int = 0, start: int = 0):  # type: ignore[no-untyped-def]
-        per_epoch = self.cache.n_tokens // batch_size
-        for epoch in range(self.n):
-            skip = max(0, start - epoch * per_epoch)
-            if skip >= per_epoch:
-                continue
-            yield from self.cache.iter_batches(batch_size, shuffle=shuffle, seed=seed + epoch, start=skip)
 
 
 def run(s: Settings, out: Path) -> pd.DataFrame:

@@ -100,6 +100,8 @@ def evaluate(
 
     Loss recovered follows the literature: ``(L_zero - L_sae) / (L_zero - L_clean)``,
     where ``L_sae`` splices the SAE reconstruction (no error term) in at its site.
+    SAEs are spliced, and sites ablated, at every real token but BOS and other special
+    tokens (the BOS attention sink is not what SAEs are trained on), as in SAELens.
     """
     saes = _check(model, saes)
     names = [_name(s, i) for i, s in enumerate(saes)]
@@ -119,8 +121,9 @@ def evaluate(
         clean += float(loss[valid].sum())
         n_pred += int(valid.sum())
         for site in sorted(means):
-            zero[site] += _site_loss(model, b, {site: zero_ablation_edit()})
-            mean[site] += _site_loss(model, b, {site: mean_ablation_edit(means[site])})
+            where = _content(model, b)
+            zero[site] += _site_loss(model, b, {site: zero_ablation_edit(where)})
+            mean[site] += _site_loss(model, b, {site: mean_ablation_edit(means[site], where)})
         for sae, st in zip(saes, stats):
             _accumulate(model, sae, st, b, run.acts[sae.cfg.site], clean_lp, valid)
     return _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold)
@@ -136,11 +139,17 @@ def _site_means(model: Model, saes: Sequence[SAE], batches: list) -> dict[str, T
     n = 0
     for b in batches:
         acts = model.run(b.input_ids, b.attention_mask, read=sites, logits=False).acts
-        keep = b.attention_mask.bool().to(model.device)
+        keep = _content(model, b).to(model.device)
         for s in sites:
             total[s] += acts[s][keep].double().sum(0).cpu()
         n += int(keep.sum())
     return {s: (t / n).float() for s, t in total.items()}
+
+
+def _content(model: Model, b) -> Tensor:  # type: ignore[no-untyped-def]
+    """``[batch, pos]`` mask of real, non-special tokens: the positions SAEs are spliced at."""
+    special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
+    return b.attention_mask.bool() & ~torch.isin(b.input_ids, special)
 
 
 def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]
@@ -151,9 +160,9 @@ def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]
 
 def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, x: Tensor, clean_lp: Tensor,  # type: ignore[no-untyped-def]
                 valid: Tensor) -> None:
-    keep = b.attention_mask.bool().to(x.device)
+    keep = _content(model, b)
     with torch.inference_mode():
-        xs = x[keep].to(sae.device)
+        xs = x[keep.to(x.device)].to(sae.device)
         codes = sae.encode(xs)
         recon = sae.decode(codes)
     st.n += len(xs)
@@ -161,7 +170,7 @@ def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, x: Tensor, clean_lp: T
     st.sq_err += float((recon - xs).pow(2).sum())
     st.cos += float(F.cosine_similarity(recon, xs, dim=-1).sum())
     st.fires += (codes > 0).sum(0).double().cpu()
-    logits = model.logits(b.input_ids, b.attention_mask, edits={sae.cfg.site: reconstruction_edit(sae)})
+    logits = model.logits(b.input_ids, b.attention_mask, edits={sae.cfg.site: reconstruction_edit(sae, keep)})
     loss, _ = _token_loss(logits, b.input_ids, b.attention_mask)
     st.loss_sae += float(loss[valid].sum())
     lp = F.log_softmax(logits.float(), -1)

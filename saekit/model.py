@@ -45,7 +45,7 @@ class Model:
     the underlying transformers module, ``model.tokenizer`` its tokenizer.
     """
 
-    def __init__(self, lm: Any, name: str, remote: bool | str = False) -> None:
+    def __init__(self, lm: Any, name: str, remote: bool | str = False, prepend_bos: bool = True) -> None:
         self.nn = lm
         self.hf: nn.Module = lm._module
         self.tokenizer = lm.tokenizer
@@ -53,6 +53,8 @@ class Model:
         self.remote = remote
         self.structure: Structure = find_structure(self.hf)
         self.context_length = _context_length(self.hf)
+        self.prepend_bos = prepend_bos
+        self.bos_id = _bos_id(self.tokenizer)
 
     # ----- description -------------------------------------------------------------
     @property
@@ -115,8 +117,17 @@ class Model:
         return set(self.tokenizer.all_special_ids)
 
     def to_tokens(self, text: str) -> list[int]:
-        """Token ids of one text, with the tokenizer's own special tokens (BOS)."""
-        return list(self.tokenizer(text)["input_ids"])
+        """Token ids of one text, starting with a BOS token.
+
+        The tokenizer's own special prefix is kept; when it adds none (GPT-2, SmolLM2)
+        and ``prepend_bos`` is on, ``bos_id`` is prepended, as TransformerLens and
+        SAELens do. Without it the first token becomes the model's attention sink with
+        a residual norm ~100x the others, which swamps SAE training and splicing.
+        """
+        ids = list(self.tokenizer(text)["input_ids"])
+        if self.prepend_bos and self.bos_id is not None and (not ids or ids[0] not in self.special_ids):
+            ids = [self.bos_id, *ids]
+        return ids
 
     def to_strings(self, ids: Sequence[int] | Tensor) -> list[str]:
         """Each token id as the text it stands for (``" cat"``, ``"\\n"``)."""
@@ -351,6 +362,17 @@ def _write(env: Any, kind: str, value: Tensor) -> None:
         return
     out = env.output
     env.output = (value, *out[1:]) if isinstance(out, tuple) else value
+
+
+def _bos_id(tokenizer: Any) -> int | None:
+    """The document separator pretraining used (``<|endoftext|>``), else BOS, else EOS."""
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    if isinstance(eot, int) and tokenizer.convert_ids_to_tokens(eot) == "<|endoftext|>":
+        return eot
+    for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return None
 
 
 def _special_prefix(ids: list[int], special: set[int]) -> int:

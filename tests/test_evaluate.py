@@ -21,18 +21,24 @@ def _saes() -> list[saekit.SAE]:
     return [a, b]
 
 
+def _not_bos(fn):  # type: ignore[no-untyped-def]
+    """Apply an edit everywhere but position 0 (BOS), as evaluate() does."""
+    return lambda v: torch.cat([v[:, :1], fn(v[:, 1:])], 1)
+
+
 def _manual(model: saekit.Model, sae: saekit.SAE, texts: list[str]) -> dict[str, float]:
+    """Reference numbers text by text, unbatched; BOS (position 0) is never spliced."""
     xs, losses, zero, spliced = [], [], [], []
     for t in texts:
         ids = torch.tensor([model.to_tokens(t)])
         out = model.run(ids, read=[sae.cfg.site])
-        x = out.acts[sae.cfg.site][0]
-        xs.append(x)
+        assert ids[0, 0] == 0 and 0 not in ids[0, 1:]
+        xs.append(out.acts[sae.cfg.site][0, 1:])
         tgt = ids[0, 1:]
         losses.append(F.cross_entropy(out.logits[0, :-1], tgt, reduction="none"))
-        zl = model.logits(ids, edits={sae.cfg.site: lambda v: v * 0})
+        zl = model.logits(ids, edits={sae.cfg.site: _not_bos(lambda v: v * 0)})
         zero.append(F.cross_entropy(zl[0, :-1], tgt, reduction="none"))
-        sl = model.logits(ids, edits={sae.cfg.site: lambda v: sae(v)})
+        sl = model.logits(ids, edits={sae.cfg.site: _not_bos(sae)})
         spliced.append(F.cross_entropy(sl[0, :-1], tgt, reduction="none"))
     x = torch.cat(xs)
     with torch.no_grad():

@@ -224,3 +224,20 @@ def test_remote_code_path_simulated_locally(tiny_llama: saekit.Model) -> None:
     ref = tiny_llama.activations(_tiny.CORPUS[:2], ["resid_post.1", "mlp_neurons.2"], progress=False)
     for s in ref.sites:
         torch.testing.assert_close(got[s], ref[s])
+
+
+def test_bos_prepended_when_the_tokenizer_adds_none() -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    raw = _tiny.tokenizer().backend_tokenizer
+    bare = type(raw).from_str(raw.to_str())
+    bare.post_processor = None
+    tok = PreTrainedTokenizerFast(tokenizer_object=bare, bos_token="<bos>", eos_token="<eos>",
+                                  pad_token="<pad>")
+    assert tok("The cat")["input_ids"][0] != 0
+    m = saekit.load_model(_tiny.gpt2(), tokenizer=tok, device="cpu")
+    assert m.to_tokens("The cat") == [0, *tok("The cat")["input_ids"]]
+    acts = m.activations("The cat", "resid_post.0", progress=False)
+    assert acts.pos.tolist() == list(range(1, len(tok("The cat")["input_ids"]) + 1))
+    m.prepend_bos = False
+    assert m.to_tokens("The cat") == tok("The cat")["input_ids"]

@@ -6,11 +6,15 @@ step, so every rank takes the same optimizer step and the weights stay identical
 (equal, to float rounding, to single-process training on the same data). Rank 0
 writes checkpoints.
 
-Example (``train.py``, run with ``torchrun --nproc-per-node 2 train.py``):
-    >>> from saekit.train import TrainConfig, train_saes
-    >>> from saekit.train.distributed import init_from_env
-    >>> init_from_env()                              # nccl on GPUs, gloo on CPU
-    >>> result = train_saes(acts, [4608], TrainConfig(steps=1000))
+Example: ``train.py``, run with ``torchrun --nproc-per-node 2 train.py``::
+
+    import saekit
+    from saekit.train import TrainConfig, train_saes
+    from saekit.train.distributed import init_from_env
+
+    init_from_env()  # nccl on GPUs, gloo on CPU
+    result = train_saes(saekit.ActivationCache("acts/"), [4608], TrainConfig())
+    # every rank returns the same SAEs; rank 0 wrote the checkpoints
 """
 
 from __future__ import annotations

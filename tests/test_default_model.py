@@ -31,9 +31,11 @@ def test_default_model_activations_equal_hf(default_model: saekit.Model) -> None
             with torch.no_grad():
                 hs = default_model.hf(ids, output_hidden_states=True).hidden_states
             sel = acts.doc == d
-            torch.testing.assert_close(acts["resid_pre.15"][sel], hs[15][0], atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(acts["resid_post.15"][sel], hs[16][0], atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(acts["mlp_neurons.15"][sel], store["n"][0], atol=1e-4, rtol=1e-4)
+            pos = acts.pos[sel]  # BOS (position 0) is dropped by default
+            assert pos.tolist() == list(range(1, ids.shape[1]))
+            torch.testing.assert_close(acts["resid_pre.15"][sel], hs[15][0, pos], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(acts["resid_post.15"][sel], hs[16][0, pos], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(acts["mlp_neurons.15"][sel], store["n"][0, pos], atol=1e-4, rtol=1e-4)
     finally:
         h.remove()
 

@@ -65,7 +65,8 @@ def main() -> None:
         print(f"  {k:<24} {v:7.3f} s  ({a.tokens / v:6.1f} tok/s)")
     ratio = best["steered (saekit)"] / best["plain generate"]
     print(f"slider move / plain generation: {ratio:.3f}  (goal <= 1.2)")
-    print(f"saekit steered / raw HF hook steered: {best['steered (saekit)'] / best['steered (raw HF hook)']:.3f}")
+    hook_ratio = best["steered (saekit)"] / best["steered (raw HF hook)"]
+    print(f"saekit steered / raw HF hook steered: {hook_ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 import saekit
+from saekit._demo_outputs import (
+    density_figure,
+    evaluation_figure,
+    mcs_figure,
+    training_figure,
+    write_explorer,
+)
 from saekit.sae import load_sae, save_sae
 from saekit.train import TrainConfig, train_saes
 
@@ -48,7 +55,8 @@ class Settings:
         return f"resid_post.{self.layer}"
 
     def key(self) -> str:
-        return f"v2-L{self.layer}-k{self.k}-n{self.train_texts}-e{self.epochs}-" + "-".join(map(str, self.sizes))
+        sizes = "-".join(map(str, self.sizes))
+        return f"v2-L{self.layer}-k{self.k}-n{self.train_texts}-e{self.epochs}-{sizes}"
 
 
 def _log(msg: str) -> None:
@@ -73,12 +81,12 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     s = s or Settings()
     train, _ = _split(s)
     work = saekit.cache_dir() / "demo"
-    folder = work / "saes" / s.key()
+    folder = _work(s)
     names = [f"topk-{n}" for n in s.sizes]
     if all((folder / n / "cfg.json").exists() for n in names):
         _log(f"reusing trained SAEs from {folder}")
         return [load_sae(folder / n) for n in names]
-    cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"{s.site}-n{s.train_texts}",
+    cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"v2-{s.site}-n{s.train_texts}",
                                      max_length=s.max_length, batch_size=16)
     _log(f"{cache!r}")
     cfgs = [saekit.SAEConfig(d_in=cache.d_in, d_sae=n, k=s.k, site=s.site, model_name=model.name,
@@ -102,14 +110,70 @@ def run(s: Settings, out: Path) -> pd.DataFrame:
     _log(f"{model!r}")
     _, held_out = _split(s)
     saes = train_family(model, s)
-    table = saekit.evaluate(model, saes, held_out, max_length=s.max_length)
+    named = {str(sae.cfg.training.get("name")): sae for sae in saes}
+    table = _evaluate(model, saes, held_out, s, out)
+    stats = _stats(model, named, s)
+    _figures(named, table, s, out / "figures")
+    _log("writing the offline explorer")
+    index = write_explorer(out / "explorer", model, named, stats, held_out)
+    for name, sae in named.items():
+        save_sae(sae, out / "saes" / name)
+    (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
+    _log(f"done in {time.perf_counter() - t0:.0f} s; explorer: {index.resolve()}")
+    return table
+
+
+def _work(s: Settings) -> Path:
+    return saekit.cache_dir() / "demo" / "saes" / s.key()
+
+
+def _evaluate(model: saekit.Model, saes: list[saekit.SAE], held_out: list[str], s: Settings,
+              out: Path) -> pd.DataFrame:
+    cached = _work(s) / f"evaluation-{s.eval_texts}.csv"
+    if cached.exists():
+        _log(f"reusing evaluation from {cached}")
+        table = pd.read_csv(cached)
+        table.attrs["density"] = pd.read_csv(cached.with_suffix(".density.csv"))
+    else:
+        table = saekit.evaluate(model, saes, held_out, max_length=s.max_length)
+        table.attrs["density"].to_csv(cached.with_suffix(".density.csv"), index=False)
+        table.to_csv(cached, index=False)
     table.to_csv(out / "evaluation.csv", index=False)
     table.attrs["density"].to_csv(out / "feature_density.csv", index=False)
-    for sae in saes:
-        save_sae(sae, out / "saes" / str(sae.cfg.training.get("name")))
-    (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
-    _log(f"done in {time.perf_counter() - t0:.0f} s")
     return table
+
+
+def _stats(model: saekit.Model, saes: dict[str, saekit.SAE], s: Settings) -> saekit.FeatureStats:
+    folder = _work(s) / f"stats-{s.stats_texts}"
+    if folder.exists():
+        try:
+            stats = saekit.FeatureStats.load(folder)
+            _log(f"reusing feature statistics from {folder}")
+            return stats
+        except saekit.SaekitError:  # an older or broken save: recompute
+            pass
+    texts = saekit.default_corpus()[200 : 200 + s.stats_texts]
+    stats = saekit.feature_stats(model, saes, texts, max_length=s.max_length)
+    stats.save(folder)
+    return stats
+
+
+def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, folder: Path) -> None:
+    from saekit import figures
+
+    folder.mkdir(parents=True, exist_ok=True)
+    history = pd.read_csv(_work(s) / "history.csv")
+    figs = {
+        "training_curves": (training_figure(history), "double"),
+        "feature_density": (density_figure(table.attrs["density"]), "single"),
+        "evaluation_vs_size": (evaluation_figure(table), "single"),
+        "max_cosine_vs_smallest": (mcs_figure(saes), "single"),
+    }
+    _log(f"exporting {len(figs)} figures (PDF, SVG, PNG) to {folder}")
+    with figures.batch():
+        for name, (fig, width) in figs.items():
+            for ext in ("pdf", "svg", "png"):
+                figures.export(fig, folder / f"{name}.{ext}", width=width)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -445,3 +445,28 @@ def test_device_auto_is_cpu_without_cuda(data: Tensor) -> None:
 
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert device_for("auto", DataParallel()).type == expected
+
+
+def test_trains_and_resumes_from_a_real_activation_cache(tiny_llama, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import _tiny
+
+    import saekit
+
+    texts = [f"{chr(65 + i)} {t}" for i, t in enumerate(_tiny.CORPUS * 6)]
+    cache = saekit.cache_activations(
+        tiny_llama, texts, "resid_post.1", tmp_path / "c", shard_tokens=100, docs_per_step=4, progress=False
+    )
+    assert isinstance(cache, ActivationSource)
+    cfg = TrainConfig(
+        batch_size=32, k=4, lr=3e-3, steps=3 * (cache.n_tokens // 32) + 2, warmup_steps=2, checkpoint_every=5
+    )  # several epochs of the cache
+    full = train_saes(cache, [64, 128], cfg, progress=False)
+    assert full.saes[0].d_in == 32 and full.complete
+    part = train_saes(
+        cache, [64, 128], cfg, checkpoint_dir=tmp_path / "ck", stop_at=cfg.steps // 2, progress=False
+    )
+    assert not part.complete
+    rest = train_saes(cache, [64, 128], cfg, checkpoint_dir=tmp_path / "ck", resume=True, progress=False)
+    for a, b in zip(full.saes, rest.saes, strict=True):
+        assert same_weights(a, b)
+    assert explained_variance(full.saes[1], cache.load()) > 0.5

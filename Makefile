@@ -15,7 +15,8 @@ demo-quick: setup
 	$(PY) -m saekit.demo --quick --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbmake-timeout=900
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbmake --nbmake-timeout=900 \
+		--ignore-glob='tests/browser/*.ipynb' tests notebooks
 
 test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow and not browser" tests

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import Tensor
 
 from saekit.analysis._accumulate import HIST_BINS, HIST_HI, HIST_LO, SAEAccumulator
 from saekit.analysis._kept import KeptSet
@@ -42,7 +44,8 @@ def assemble(
         hists.append(_histograms(name, acc))
         offset += len(ex)
     window_tokens = np.concatenate(toks)
-    ids = sorted(int(i) for i in np.unique(window_tokens) if i >= 0)
+    present = window_tokens[window_tokens >= 0]
+    ids = np.flatnonzero(np.bincount(present)).tolist() if present.size else []
     strings = to_strings(ids) if to_strings is not None else [f"<{i}>" for i in ids]
     return Assembled(
         summary=pd.concat(summaries, ignore_index=True),
@@ -71,52 +74,44 @@ def _summary(name: str, acc: SAEAccumulator) -> pd.DataFrame:
     })
 
 
-def _kept_arrays(kept: KeptSet, n_bins: int | None) -> dict[str, np.ndarray]:
-    """Filled slots as arrays; groups are ``feature * n_bins + bin`` (bin -1 if None)."""
-    g, s = kept.filled()
-    out = {name: kept.fields[name][g, s].cpu().numpy() for name in kept.fields}
-    g_np = g.cpu().numpy()
-    out["feature"] = g_np // (n_bins or 1)
-    out["bin"] = g_np % n_bins if n_bins else np.full_like(g_np, -1)
+def _kept_tensors(kept: KeptSet, n_bins: int | None, kind: int) -> dict[str, Tensor]:
+    """Filled slots, highest activation first within each group, as flat tensors.
+
+    Groups are ``feature * n_bins + bin`` (``bin`` -1 when ``n_bins`` is None).
+    """
+    act = kept.fields["act"]
+    by_act = torch.where(torch.isfinite(kept.key), -act, torch.inf).argsort(dim=1, stable=True)
+    full = torch.isfinite(torch.gather(kept.key, 1, by_act))  # [G, cap], filled slots first
+    g, rank = full.nonzero(as_tuple=True)
+    slot = by_act[g, rank]
+    out = {name: field[g, slot] for name, field in kept.fields.items()}
+    out["feature"] = g // (n_bins or 1)
+    out["bin"] = g % n_bins if n_bins else torch.full_like(g, -1)
+    out["rank"], out["kind"] = rank, torch.full_like(g, kind)
     return out
 
 
 def _examples(name: str, acc: SAEAccumulator, offset: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    parts = [
-        _kept_arrays(acc.top, None),
-        _kept_arrays(acc.quantile, acc.settings.n_quantiles),
-        _kept_arrays(acc.random, None),
-    ]
-    kind = np.concatenate([np.full(len(p["act"]), i, np.int8) for i, p in enumerate(parts)])
-    cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
-    order = np.lexsort((-cols["act"], cols["bin"], kind, cols["feature"]))
-    kind, cols = kind[order], {c: v[order] for c, v in cols.items()}
+    q = acc.settings.n_quantiles
+    parts = [_kept_tensors(acc.top, None, 0), _kept_tensors(acc.quantile, q, 1),
+             _kept_tensors(acc.random, None, 2)]
+    cols = {c: torch.cat([p[c] for p in parts]) for c in parts[0]}
+    # each part is in (feature, bin, rank) order: a stable sort interleaves them by feature
+    block = (cols["feature"] * len(KINDS) + cols["kind"]) * (q + 1) + cols["bin"] + 1
+    order = torch.argsort(block, stable=True)
+    arr = {c: v.index_select(0, order).cpu().numpy() for c, v in cols.items()}
     frame = pd.DataFrame({
         "sae": name,
-        "feature": cols["feature"].astype(np.int64),
-        "kind": pd.Categorical.from_codes(kind, dtype=KIND_DTYPE),
-        "bin": cols["bin"].astype(np.int64),
-        "rank": _rank_within(cols["feature"], kind, cols["bin"]),
+        "feature": arr["feature"],
+        "kind": pd.Categorical.from_codes(arr["kind"].astype(np.int8), dtype=KIND_DTYPE),
+        "bin": arr["bin"],
+        "rank": arr["rank"],
         "example": offset + np.arange(len(order), dtype=np.int64),
-        "doc": cols["doc"].astype(np.int64),
-        "pos": cols["pos"].astype(np.int64),
-        "activation": cols["act"].astype(np.float32),
+        "doc": arr["doc"],
+        "pos": arr["pos"],
+        "activation": arr["act"],
     })
-    return frame, cols["win_tok"].astype(np.int32), cols["win_act"].astype(np.float32)
-
-
-def _rank_within(*keys: np.ndarray) -> np.ndarray:
-    """Position of each row within its run of equal keys (rows already sorted)."""
-    n = len(keys[0])
-    if n == 0:
-        return np.zeros(0, np.int64)
-    change = np.zeros(n, bool)
-    change[0] = True
-    for k in keys:
-        change[1:] |= k[1:] != k[:-1]
-    starts = np.flatnonzero(change)
-    run = np.cumsum(change) - 1
-    return np.arange(n) - starts[run]
+    return frame, arr["win_tok"], arr["win_act"]
 
 
 def _histograms(name: str, acc: SAEAccumulator) -> pd.DataFrame:

@@ -166,8 +166,10 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
-            with torch.no_grad():
-                a_vals, a_idx = topk_rows(pre.masked_fill_(~ctx.dead, float("-inf")), k_aux)
+            with torch.no_grad():  # top k_aux among the dead columns only
+                dead_idx = ctx.dead.nonzero().squeeze(1)  # ascending: keeps row order
+                a_vals, a_sub = topk_rows(pre.index_select(1, dead_idx), k_aux)
+                a_idx = dead_idx[a_sub]
             a_pat = SparsePattern(a_idx, sae.d_sae)
             za = torch.relu(encoder_values(a_vals, xc, sae.W_enc, sae.b_enc, sae.b_dec, a_pat))
             auxk = self._auxk_term(sparse_decode(za, a_pat, sae.W_dec), err, ctx)

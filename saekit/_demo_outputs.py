@@ -20,7 +20,7 @@ def training_figure(history: pd.DataFrame):  # type: ignore[no-untyped-def]
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    metrics = [m for m in ("explained_variance", "l0", "dead_frac") if m in set(history["metric"])]
+    metrics = [m for m in ("explained_variance", "mse", "dead_fraction") if m in set(history["metric"])]
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.12)
     for col, metric in enumerate(metrics, start=1):
         for sae, part in history[history["metric"] == metric].groupby("sae", sort=False):
@@ -63,17 +63,20 @@ def mcs_figure(saes: Mapping[str, SAE]):  # type: ignore[no-untyped-def]
     base_name, base = items[0]
     for name, sae in items[1:]:
         mcs = max_cosine(sae, base, names=(name, base_name))
-        vals = mcs[mcs["sae"] == name]["max_cos"]
+        vals = mcs[mcs["sae"] == name]["max_cosine"]
         fig.add_trace(go.Histogram(x=vals, name=f"{name} vs {base_name}", opacity=0.6, nbinsx=40))
     fig.update_layout(barmode="overlay", xaxis_title="max cosine similarity", yaxis_title="features")
     return fig
 
 
-def interesting_features(stats: FeatureStats, sae: str, n: int) -> list[int]:
-    """Features with the most examples, spread over densities (neither dead nor dense)."""
-    s = stats.summary[(stats.summary["sae"] == sae) & (stats.summary["density"] > 0)]
-    s = s[s["density"] < 0.05].sort_values("max_act", ascending=False)
-    return [int(f) for f in s["feature"].head(n)]
+def interesting_features(stats: FeatureStats, sae: str, n: int, seed: int = 0) -> list[int]:
+    """A seeded sample of typical features: active on 0.05%-2% of tokens (neither rare nor dense)."""
+    s = stats.summary[(stats.summary["sae"] == sae)]
+    s = s[(s["density"] > 5e-4) & (s["density"] < 0.02)]
+    if len(s) == 0:
+        s = stats.summary[(stats.summary["sae"] == sae) & (stats.summary["density"] > 0)]
+    picked = s.sample(n=min(n, len(s)), random_state=seed).sort_values("density", ascending=False)
+    return [int(f) for f in picked["feature"]]
 
 
 def write_explorer(out: Path, model: Model, saes: Mapping[str, SAE], stats: FeatureStats,

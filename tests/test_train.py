@@ -140,6 +140,9 @@ def test_lr_schedule_values() -> None:
     got = [cfg.lr_scale(s, 100) for s in (0, 4, 9, 10, 50, 79, 80, 90, 99)]
     assert got == pytest.approx([0.1, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.05])
     assert TrainConfig(steps=10, warmup_steps=0, decay_fraction=0.0).lr_scale(9, 10) == 1.0
+    auto = TrainConfig(steps=400)  # warm-up 5% of the steps by default
+    assert auto.warmup(400) == 20 and auto.lr_scale(9, 400) == pytest.approx(0.5)
+    assert TrainConfig().warmup(10**6) == 1000
     assert TrainConfig(lr=None).lr_for(2**14) == pytest.approx(2e-4)
     assert TrainConfig(lr=None).lr_for(2**12) == pytest.approx(4e-4)
 

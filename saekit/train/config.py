@@ -32,7 +32,8 @@ class TrainConfig:
         steps: number of optimizer steps. Give ``steps`` or ``total_tokens``; with
             neither, one pass over a source of known length.
         total_tokens: training vectors; ``steps = total_tokens // batch_size``.
-        warmup_steps: linear learning-rate warm-up from 0.
+        warmup_steps: linear learning-rate warm-up from 0; ``None``: 5% of the steps,
+            at most 1000.
         decay_fraction: the learning rate decays linearly to 0 over this last
             fraction of the steps (0.2: the last 20%).
         seed: seeds initialisation and data order; same seed + same data gives
@@ -71,7 +72,7 @@ class TrainConfig:
     batch_size: int = 4096
     steps: int | None = None
     total_tokens: int | None = None
-    warmup_steps: int = 100
+    warmup_steps: int | None = None
     decay_fraction: float = 0.2
     seed: int = 0
     architecture: str = "topk"
@@ -109,7 +110,7 @@ class TrainConfig:
                 "TrainConfig.decay_fraction and l1_warmup_fraction must lie in [0, 1], got "
                 f"{self.decay_fraction} and {self.l1_warmup_fraction}."
             )
-        if self.warmup_steps < 0:
+        if self.warmup_steps is not None and self.warmup_steps < 0:
             raise SaekitError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}.")
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
             raise SaekitError(f"TrainConfig.dtype={self.dtype!r} is not a torch dtype; use 'float32'.")
@@ -158,12 +159,19 @@ class TrainConfig:
             n_steps: total steps (default :meth:`n_steps` with an unknown source).
         """
         total = self.n_steps(None) if n_steps is None else n_steps
-        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        warmup = self.warmup(total)
+        warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
         decay_steps = int(round(self.decay_fraction * total))
         if decay_steps == 0:
             return warm
         decay = min(1.0, max(0.0, (total - step) / decay_steps))
         return min(warm, decay)
+
+    def warmup(self, n_steps: int) -> int:
+        """Warm-up steps of a run of ``n_steps``."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return min(1000, n_steps // 20)
 
     def sparsity_scale(self, step: int, n_steps: int) -> float:
         """Multiplier of the sparsity coefficient at ``step``: linear ramp, then 1."""

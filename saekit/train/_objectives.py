@@ -19,12 +19,14 @@ summed over ``d_in`` and averaged over the batch, as in SAELens):
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from saekit.errors import SaekitError
 from saekit.sae.base import SAE
 from saekit.sae.batchtopk import BatchTopKSAE
 from saekit.sae.jumprelu import JumpReLUSAE
@@ -107,11 +109,15 @@ def _global_var(r: Tensor, dp: DataParallel) -> Tensor:
     return (stats[-2] / n - mean.pow(2).sum()).clamp_min(1e-12)
 
 
-class _BaseObjective:
+class _BaseObjective(abc.ABC):
     """Shared defaults: no constraint; fold the scale into biases."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+
+    @abc.abstractmethod
+    def loss(self, sae: SAE, x: Tensor, ctx: StepContext) -> StepOutput:
+        """The loss of ``sae`` on the local batch ``x [n, d_in]``."""
 
     def before_step(self, sae: SAE) -> None:
         return None
@@ -299,7 +305,5 @@ def objective_for(sae: SAE, cfg: TrainConfig) -> Objective:
     for cls, objective in _REGISTRY:
         if isinstance(sae, cls):
             return objective(cfg)
-    from saekit.errors import SaekitError
-
     known = ", ".join(c.__name__ for c, _ in _REGISTRY)
     raise SaekitError(f"saekit cannot train a {type(sae).__name__}; trainable architectures: {known}.")

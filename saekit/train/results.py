@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -105,6 +106,6 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def history_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+def history_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Long-format history from records with :data:`HISTORY_COLUMNS` keys."""
     return pd.DataFrame.from_records(records, columns=HISTORY_COLUMNS)

@@ -107,7 +107,7 @@ class _Run:
             raise SaekitError("resume=True needs checkpoint_dir=... (where to resume from).")
         ckpt = latest_checkpoint(self.folder) if resume and self.folder else None
         self.step = 0
-        self.records: list[dict[str, object]] = []
+        self.records: list[dict[str, Any]] = []
         self.last_checkpoint: Path | None = ckpt
         self.saved_step = -1
         self.pending: Tensor | None = None
@@ -228,10 +228,10 @@ class _Run:
         if self.pending is not None:
             batch, self.pending = self.pending, None
             return batch
-        batch = next(self.batches, None)
-        if batch is not None:
-            self._check_batch(batch, self.step)
-        return batch
+        fetched = next(self.batches, None)
+        if fetched is not None:
+            self._check_batch(fetched, self.step)
+        return fetched
 
     def _check_batch(self, batch: Tensor, step: int) -> None:
         bad = int((~torch.isfinite(batch)).sum())

@@ -89,11 +89,17 @@ class Objective(Protocol):
     def fold_scale(self, sae: SAE, scale: float) -> None: ...
 
 
-def _output(loss: Tensor, err: Tensor, codes_nonzero: Tensor, aux: Tensor) -> StepOutput:
-    """``err [n, d_in]``, ``codes_nonzero`` bool ``[n, d_sae]``."""
+def _squared_error(err: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mse, sse)`` of ``err [n, d_in]``: summed over ``d_in``, mean / sum over rows."""
+    sse = err.pow(2).sum()
+    return sse / err.shape[0], sse.detach()
+
+
+def _output(loss: Tensor, sse: Tensor, codes_nonzero: Tensor, aux: Tensor) -> StepOutput:
+    """``codes_nonzero``: bool ``[n, d_sae]``."""
     return StepOutput(
         loss=loss,
-        sse=err.detach().pow(2).sum(),
+        sse=sse,
         active=codes_nonzero.sum(),
         aux=aux.detach(),
         fired=codes_nonzero.any(0),
@@ -168,7 +174,7 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
         pattern = SparsePattern(idx, sae.d_sae)
         z = torch.relu(encoder_values(vals, xc, sae.W_enc, sae.b_enc, sae.b_dec, pattern))
         err = sparse_decode(z, pattern, sae.W_dec) + sae.b_dec - x  # [n, d_in]
-        mse = err.pow(2).sum(-1).mean()
+        mse, sse = _squared_error(err)
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
@@ -183,7 +189,7 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
         fired[idx[z.detach() > 0]] = True
         return StepOutput(
             loss=self._total(mse, auxk, ctx),
-            sse=err.detach().pow(2).sum(),
+            sse=sse,
             active=(z.detach() > 0).sum(),
             aux=auxk.detach(),
             fired=fired,
@@ -193,14 +199,14 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
         pre = sae.pre_acts(x)  # [n, d_sae]
         z = _dense_topk(pre, sae.k)
         err = sae.decode(z) - x
-        mse = err.pow(2).sum(-1).mean()
+        mse, sse = _squared_error(err)
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
             masked = pre.masked_fill(~ctx.dead, float("-inf"))
             e_hat = _dense_topk(masked, k_aux) @ sae.W_dec
             auxk = self._auxk_term(e_hat, err, ctx)
-        return _output(self._total(mse, auxk, ctx), err, z.detach() > 0, auxk)
+        return _output(self._total(mse, auxk, ctx), sse, z.detach() > 0, auxk)
 
 
 def _dense_topk(pre: Tensor, k: int) -> Tensor:
@@ -228,7 +234,7 @@ class BatchTopKObjective(TopKObjective):
         pre = sae.pre_acts(x)
         z = sae.batch_topk(torch.relu(pre))
         err = sae.decode(z) - x
-        mse = err.pow(2).sum(-1).mean()
+        mse, sse = _squared_error(err)
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
@@ -236,7 +242,7 @@ class BatchTopKObjective(TopKObjective):
             auxk = self._auxk_term(_dense_topk(masked, k_aux) @ sae.W_dec, err, ctx)
         self._codes = z.detach()
         self._beta = min(0.999, max(0.9, 1.0 - 10.0 / ctx.n_steps))
-        return _output(self._total(mse, auxk, ctx), err, z.detach() > 0, auxk)
+        return _output(self._total(mse, auxk, ctx), sse, z.detach() > 0, auxk)
 
     def after_step(self, sae: SAE, out: StepOutput) -> None:
         super().after_step(sae, out)
@@ -259,10 +265,10 @@ class ReLUObjective(_BaseObjective):
         assert isinstance(sae, ReLUSAE)
         z = sae.encode(x)
         err = sae.decode(z) - x
-        mse = err.pow(2).sum(-1).mean()
+        mse, sse = _squared_error(err)
         l1 = sae.l1_penalty(z)
         loss = mse + self.cfg.l1_coefficient * ctx.sparsity_scale * l1
-        return _output(loss, err, z.detach() > 0, l1)
+        return _output(loss, sse, z.detach() > 0, l1)
 
 
 class JumpReLUObjective(_UnitDecoderMixin, _BaseObjective):
@@ -274,10 +280,10 @@ class JumpReLUObjective(_UnitDecoderMixin, _BaseObjective):
         assert isinstance(sae, JumpReLUSAE)
         z = sae.encode_ste(x, bandwidth=self.bandwidth)
         err = sae.decode(z) - x
-        mse = err.pow(2).sum(-1).mean()
+        mse, sse = _squared_error(err)
         l0 = sae.l0_penalty(x, bandwidth=self.bandwidth)
         loss = mse + self.cfg.l0_coefficient * ctx.sparsity_scale * l0
-        return _output(loss, err, z.detach() > 0, l0)
+        return _output(loss, sse, z.detach() > 0, l0)
 
     @torch.no_grad()
     def after_step(self, sae: SAE, out: StepOutput) -> None:

@@ -322,6 +322,9 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path, data: Tensor) -> 
         train_saes(data, [32], SMALL.replace(lr=1e-3), checkpoint_dir=tmp_path, resume=True, progress=False)
     with pytest.raises(SaekitError, match="topk-64"):
         train_saes(data, [64], SMALL, checkpoint_dir=tmp_path, resume=True, progress=False)
+    other_k = SAEConfig(d_in=16, d_sae=32, k=8)  # same name "topk-32", other k
+    with pytest.raises(SaekitError, match=r"'topk', 16, 32, 8"):
+        train_saes(data, [other_k], SMALL, checkpoint_dir=tmp_path, resume=True, progress=False)
 
 
 # -- sources, normalisation, events, bad input ---------------------------------------------------------

@@ -152,10 +152,12 @@ class _Run:
         self.records = list(meta["history"])
         saes = build_saes(_as_list(specs), int(meta["d_in"]), self.cfg)
         names = member_names(saes)
-        if names != meta["names"]:
+        shapes = [_shape(s.cfg.to_dict()) for s in saes]
+        if names != meta["names"] or shapes != [_shape(c) for c in meta["sae_configs"]]:
             raise SaekitError(
-                f"Checkpoint {ckpt} trained SAEs {meta['names']}, but this call asks for "
-                f"{names}. Pass the same SAE list to resume, or use a new checkpoint_dir."
+                f"Checkpoint {ckpt} trained SAEs {meta['names']} "
+                f"{[_shape(c) for c in meta['sae_configs']]}, but this call asks for {names} "
+                f"{shapes}. Pass the same SAE list to resume, or use a new checkpoint_dir."
             )
         self.members = [make_member(n, s, self.cfg, self.device) for n, s in zip(names, saes, strict=True)]
         for m in self.members:
@@ -375,6 +377,11 @@ class _Run:
             seconds=seconds,
             checkpoint=self.last_checkpoint,
         )
+
+
+def _shape(sae_cfg: dict[str, Any]) -> tuple[Any, ...]:
+    """What must match to load an SAE's checkpointed state: architecture and sizes."""
+    return tuple(sae_cfg.get(k) for k in ("architecture", "d_in", "d_sae", "k", "dtype"))
 
 
 def _as_list(specs: Sequence[SAESpec] | SAESpec) -> list[SAESpec]:

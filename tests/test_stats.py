@@ -191,9 +191,9 @@ def test_state_and_result_sizes_do_not_grow_with_the_corpus() -> None:
 
 
 # ----- the model path: planted feature, brute force, special tokens ------------------------
-def planted_sae(model: saekit.Model, token: str) -> tuple[ReLUSAE, int]:
+def planted_sae(model: saekit.Model, token: str, corpus: list[str] = _tiny.CORPUS) -> tuple[ReLUSAE, int]:
     """Feature 0 fires only on ``token`` at resid_pre.0 (token embeddings in Llama)."""
-    acts = model.activations(_tiny.CORPUS, ["resid_pre.0"], progress=False)
+    acts = model.activations(corpus, ["resid_pre.0"], progress=False)
     tid = model.to_tokens(token)[-1]
     assert model.to_strings([tid]) == [token]
     direction = acts["resid_pre.0"][acts.token_ids == tid][0]
@@ -346,3 +346,15 @@ def test_analysis_imports_no_view_code() -> None:
             "bad = {'plotly', 'anywidget', 'ipywidgets', 'umap'} & set(sys.modules); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_planted_feature_on_the_default_model(default_model) -> None:  # type: ignore[no-untyped-def]
+    corpus = saekit.default_corpus(24)
+    sae, tid = planted_sae(default_model, " the", corpus)
+    stats = feature_stats(default_model, {"the": sae}, corpus, k=10, progress=False)
+    ids = [i for t in corpus for i in default_model.to_tokens(t)[1:]]  # without BOS
+    assert stats.n_tokens == len(ids) and stats.summary["n_active"][0] == ids.count(tid) > 10
+    view = stats.feature("the", 0)
+    assert len(view.top) == 10 and {e.tokens[e.max_index] for e in view.top} == {" the"}
+    assert {e.tokens[e.max_index] for q in view.quantiles for e in q.examples} == {" the"}

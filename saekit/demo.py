@@ -42,13 +42,14 @@ class Settings:
     eval_texts: int = 48
     stats_texts: int = 256
     max_length: int = 128
-    batch_size: int = 4096
+    batch_size: int = 1024  # small batches + a high lr: the demo's budget is ~600 steps
+    lr: float = 3e-3
     epochs: int = 2
 
     @staticmethod
     def quick() -> Settings:
         return Settings(sizes=(576, 1152, 2304), train_texts=320, eval_texts=12, stats_texts=48, epochs=2,
-                        batch_size=2048)
+                        batch_size=512)
 
     @property
     def site(self) -> str:
@@ -56,7 +57,8 @@ class Settings:
 
     def key(self) -> str:
         sizes = "-".join(map(str, self.sizes))
-        return f"v2-L{self.layer}-k{self.k}-n{self.train_texts}-e{self.epochs}-{sizes}"
+        run = f"n{self.train_texts}-e{self.epochs}-b{self.batch_size}-lr{self.lr:g}"
+        return f"v2-L{self.layer}-k{self.k}-{run}-{sizes}"
 
 
 def _log(msg: str) -> None:
@@ -91,7 +93,7 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     _log(f"{cache!r}")
     cfgs = [saekit.SAEConfig(d_in=cache.d_in, d_sae=n, k=s.k, site=s.site, model_name=model.name,
                              training={"name": f"topk-{n}"}) for n in s.sizes]
-    cfg = TrainConfig(batch_size=s.batch_size, total_tokens=cache.n_tokens * s.epochs, k=s.k,
+    cfg = TrainConfig(batch_size=s.batch_size, lr=s.lr, total_tokens=cache.n_tokens * s.epochs, k=s.k,
                       warmup_steps=20, log_every=5, checkpoint_every=50)
     result = train_saes(cache, cfgs, cfg, checkpoint_dir=folder / "checkpoints", resume=True)
     _log(f"trained {len(result.saes)} SAEs in {result.seconds:.0f} s ({result.tokens} vectors)")

@@ -254,15 +254,14 @@ class _Run:
         )
 
     def _train_step(self, batch: Tensor) -> None:
-        dtype = self.members[0].sae.W_enc.dtype
-        x = self.dp.shard(batch).to(self.device, dtype) * self.scale  # [n_local, d_in]
+        x = self.dp.shard(batch).to(self.device, torch.float32) * self.scale  # [n_local, d_in]
         var_x = _global_var(x, self.dp)
         lr_mult = self.cfg.lr_scale(self.step, self.n_steps)
         sparsity = self.cfg.sparsity_scale(self.step, self.n_steps)
         outs: list[StepOutput] = []
         for m in self.members:
             ctx = StepContext(m.since_fired >= self.window, sparsity, var_x, self.dp, self.n_steps)
-            out = m.objective.loss(m.sae, x, ctx)
+            out = m.objective.loss(m.sae, x.to(m.sae.W_enc.dtype), ctx)
             m.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             outs.append(out)

@@ -17,8 +17,8 @@ Example:
     >>> kept = KeptSet(n_groups=2, capacity=2, fields={"act": ((), torch.float32, 0.0)})
     >>> key = torch.tensor([-3.0, -1.0, -2.0, -5.0])
     >>> kept.offer(torch.tensor([0, 0, 0, 1]), key, lambda i: {"act": -key[i]})
-    >>> sorted(kept.fields["act"][0].tolist()), kept.fields["act"][1].tolist()
-    ([2.0, 3.0], [5.0, 0.0])
+    >>> [sorted(row) for row in kept.fields["act"].tolist()]   # 0.0 = an empty slot
+    [[2.0, 3.0], [0.0, 5.0]]
 """
 
 from __future__ import annotations

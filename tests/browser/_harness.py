@@ -56,6 +56,10 @@ def _free_port() -> int:
 
 def _isolated_env(base: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # keep saekit's model/SAE cache where the rest of the test run has it (XDG_CACHE_HOME moves below)
+    from saekit import cache_dir
+
+    env.setdefault("SAEKIT_CACHE", str(cache_dir()))
     for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR",
                  "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
                  "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):

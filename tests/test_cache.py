@@ -85,3 +85,11 @@ def test_missing_and_corrupt_cache(tiny_llama: saekit.Model, tmp_path) -> None: 
     with pytest.raises(FormatError, match="corrupt"):
         cache.load()
     assert json.loads((tmp_path / "c" / "meta.json").read_text())["complete"]
+
+
+def test_saes_trained_from_a_cache_record_model_and_site(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", progress=False)
+    cfg = saekit.TrainConfig(batch_size=32, steps=3, k=4, device="cpu")
+    sae = saekit.train_saes(cache, [64], cfg, progress=False).saes[0]
+    assert (sae.cfg.site, sae.cfg.model_name) == ("resid_post.1", tiny_llama.name)
+    saekit.evaluate(tiny_llama, [sae], TEXTS[:2], progress=False)  # usable as is

@@ -95,6 +95,17 @@ def build_saes(specs: Sequence[SAESpec], d_in: int, cfg: TrainConfig) -> list[SA
     return [_build_one(spec, d_in, cfg) for spec in specs]
 
 
+def with_provenance(saes: list[SAE], source: object) -> list[SAE]:
+    """Record the cache's model and site on SAEs that do not say where they read from."""
+    from saekit._cache import ActivationCache
+
+    if isinstance(source, ActivationCache):
+        for sae in saes:
+            sae.cfg = sae.cfg.replace(site=sae.cfg.site or source.site,
+                                      model_name=sae.cfg.model_name or source.model_name)
+    return saes
+
+
 def _build_one(spec: SAESpec, d_in: int, cfg: TrainConfig) -> SAE:
     if isinstance(spec, SAE):
         sae = copy.deepcopy(spec).cpu()

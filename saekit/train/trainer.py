@@ -35,6 +35,7 @@ from saekit.train._members import (
     initialise,
     make_member,
     member_names,
+    with_provenance,
 )
 from saekit.train._objectives import StepContext, StepOutput, _global_var
 from saekit.train._source import Source, as_batches, source_d_in, source_len
@@ -130,7 +131,7 @@ class _Run:
         self.pending = first
         d_in = source_d_in(source, first)
         specs = _as_list(specs)
-        saes = build_saes(specs, d_in, self.cfg)
+        saes = with_provenance(build_saes(specs, d_in, self.cfg), source)
         x = first.to(torch.float64)
         self.scale = (
             math.sqrt(d_in / float(x.pow(2).sum(-1).mean().clamp_min(1e-30)))
@@ -150,7 +151,7 @@ class _Run:
         self.step = int(meta["step"])
         self.scale = float(meta["scale"])
         self.records = list(meta["history"])
-        saes = build_saes(_as_list(specs), int(meta["d_in"]), self.cfg)
+        saes = with_provenance(build_saes(_as_list(specs), int(meta["d_in"]), self.cfg), source)
         names = member_names(saes)
         shapes = [_shape(s.cfg.to_dict()) for s in saes]
         if names != meta["names"] or shapes != [_shape(c) for c in meta["sae_configs"]]:

@@ -26,7 +26,7 @@ def test_quickstart_renders_in_jupyterlab(jupyter_page) -> None:  # type: ignore
     tokens = highlight.locator(".sk-tok")
     assert tokens.count() > 40  # both texts, token by token
     tokens.nth(5).hover()
-    expect(page.locator(".sk-tip")).to_be_visible()
+    expect(page.locator(".sk-tip:visible")).to_have_count(1)  # the hovered token's tooltip
     card = page.locator(".sk-card").first
     expect(card).to_be_visible()
     expect(card).to_contain_text("Feature")

@@ -15,7 +15,7 @@ demo-quick: setup
 	$(PY) -m saekit.demo --quick --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbmake --nbmake-timeout=900 \
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 --nbmake --nbmake-timeout=1800 \
 		--ignore-glob='tests/browser/*.ipynb' tests notebooks
 
 test-fast: setup

@@ -21,7 +21,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-TIMEOUT_MS = 60_000  # first kernel start + imports can be slow on a shared 2-core machine
+TIMEOUT_MS = 120_000  # first kernel start + imports can be slow on a shared 2-core machine
 
 # User settings that keep JupyterLab quiet and offline in the browser.
 LAB_SETTINGS = {
@@ -188,7 +188,9 @@ class NotebookPage:
         self.out_dir = out_dir
 
     def open(self) -> None:
-        self.page.goto(f"{self.url}/lab/tree/{self.name}")
+        # ?reset: a fresh workspace, so notebooks that earlier tests opened are not restored
+        # beside this one (commands like run-all act on the current widget)
+        self.page.goto(f"{self.url}/lab/tree/{self.name}?reset")
         self.page.wait_for_selector(".jp-Notebook")
         self.wait_idle()
 

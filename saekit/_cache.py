@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from saekit._tokens import check_texts
+from saekit._tokens import CHUNK_CONTEXT, check_texts
 from saekit.activations import Activations
 from saekit.errors import FormatError, SaekitError
 
@@ -167,6 +167,7 @@ def cache_activations(
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     settings = {"site": site, "dtype": str(dtype), "bos": model.bos_id if model.prepend_bos else None,
+                "chunk_context": CHUNK_CONTEXT,
                 **{k: v for k, v in kw.items() if k != "progress"}}
     fp = _fingerprint(model, texts, settings)
     meta = _open_or_start(folder, fp, model, site, len(texts))

@@ -70,11 +70,13 @@ def _check(model: Model, saes: Sequence[SAE]) -> list[SAE]:
     return list(saes)
 
 
-def _token_loss(logits: Tensor, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-position next-token loss ``[b, p-1]`` and the mask of valid predictions."""
+def _token_loss(logits: Tensor, b) -> tuple[Tensor, Tensor]:  # type: ignore[no-untyped-def]
+    """Per-position next-token loss ``[b, p-1]`` and the mask of the predictions counted:
+    real token pairs whose target is fresh (not repeated context of a chunked text)."""
+    ids = b.input_ids
     lp = F.log_softmax(logits[:, :-1].float(), -1)
     loss = -lp.gather(-1, ids[:, 1:, None].to(lp.device))[..., 0]
-    valid = (mask[:, 1:] * mask[:, :-1]).bool().to(lp.device)
+    valid = (b.attention_mask[:, :-1].bool() & b.fresh()[:, 1:]).to(lp.device)
     return loss, valid
 
 
@@ -102,6 +104,8 @@ def evaluate(
     where ``L_sae`` splices the SAE reconstruction (no error term) in at its site.
     SAEs are spliced, and sites ablated, at every real token but BOS and other special
     tokens (the BOS attention sink is not what SAEs are trained on), as in SAELens.
+    Texts longer than ``max_length`` are chunked with a little repeated context
+    (see :meth:`Model.batches`); each token and each prediction is counted once.
     """
     saes = _check(model, saes)
     names = [_name(s, i) for i, s in enumerate(saes)]
@@ -114,9 +118,8 @@ def evaluate(
     from tqdm.auto import tqdm
 
     for b in tqdm(batches, desc="evaluate", disable=not progress):
-        ids, mask = b.input_ids, b.attention_mask
-        run = model.run(ids, mask, read=sorted(means))
-        loss, valid = _token_loss(run.logits, ids, mask)
+        run = model.run(b.input_ids, b.attention_mask, read=sorted(means))
+        loss, valid = _token_loss(run.logits, b)
         clean_lp = F.log_softmax(run.logits.float(), -1)
         clean += float(loss[valid].sum())
         n_pred += int(valid.sum())
@@ -147,14 +150,18 @@ def _site_means(model: Model, saes: Sequence[SAE], batches: list) -> dict[str, T
 
 
 def _content(model: Model, b) -> Tensor:  # type: ignore[no-untyped-def]
-    """``[batch, pos]`` mask of real, non-special tokens: the positions SAEs are spliced at."""
+    """``[batch, pos]`` mask of the fresh, non-special tokens: the positions SAEs are spliced at.
+
+    The context repeated at the start of a chunked text's follow-on row keeps its clean
+    activations, like the BOS: it was spliced and counted in the row before.
+    """
     special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
-    return b.attention_mask.bool() & ~torch.isin(b.input_ids, special)
+    return b.fresh() & ~torch.isin(b.input_ids, special)
 
 
 def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]
     logits = model.logits(b.input_ids, b.attention_mask, edits=edits)
-    loss, valid = _token_loss(logits, b.input_ids, b.attention_mask)
+    loss, valid = _token_loss(logits, b)
     return float(loss[valid].sum())
 
 
@@ -171,7 +178,7 @@ def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, x: Tensor, clean_lp: T
     st.cos += float(F.cosine_similarity(recon, xs, dim=-1).sum())
     st.fires += (codes > 0).sum(0).double().cpu()
     logits = model.logits(b.input_ids, b.attention_mask, edits={sae.cfg.site: reconstruction_edit(sae, keep)})
-    loss, _ = _token_loss(logits, b.input_ids, b.attention_mask)
+    loss, _ = _token_loss(logits, b)
     st.loss_sae += float(loss[valid].sum())
     lp = F.log_softmax(logits.float(), -1)
     kl = (clean_lp.exp() * (clean_lp - lp)).sum(-1)[:, :-1]

@@ -137,17 +137,21 @@ class Model:
     def batches(
         self, texts: str | Sequence[str], *, batch_size: int = 16, max_length: int | None = None
     ) -> Iterator[TokenBatch]:
-        """Right-padded batches of rows; texts longer than ``max_length`` are chunked."""
+        """Right-padded batches of rows; texts longer than ``max_length`` are chunked.
+
+        Follow-on rows of a chunked text repeat a little context from the row before;
+        use :meth:`TokenBatch.fresh` to count each token once (see ``saekit._tokens``).
+        """
         texts = check_texts(texts)
         max_length = self._check_length(max_length)
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else self.tokenizer.eos_token_id
-        rows: list[tuple[list[int], int, int]] = []
+        rows: list[tuple[list[int], int, int, int]] = []
         prefix = 0
         for doc, text in enumerate(texts):
             ids = self.to_tokens(text)
             prefix = _special_prefix(ids, self.special_ids)
-            rows.extend((r, doc, off) for r, off in split_rows(ids, prefix, max_length))
+            rows.extend((r, doc, off, ctx) for r, off, ctx in split_rows(ids, prefix, max_length))
             while len(rows) >= batch_size:
                 yield pad_rows(rows[:batch_size], pad or 0, prefix)
                 rows = rows[batch_size:]
@@ -307,7 +311,9 @@ class Model:
     ) -> Iterator[Activations]:
         """Stream :class:`Activations` one batch of texts at a time (bounded memory).
 
-        Padding is always dropped; BOS and other special tokens unless ``keep_special``.
+        Padding is always dropped, and so is the context repeated at the start of the
+        follow-on rows of a chunked text (each token is yielded once); BOS and other
+        special tokens are dropped unless ``keep_special``.
         """
         sites = [sites] if isinstance(sites, str) else list(sites)
         if not sites:
@@ -320,7 +326,7 @@ class Model:
         bar = tqdm(total=len(texts), desc="activations", unit="text", disable=not progress)
         for batch in self.batches(texts, batch_size=batch_size, max_length=max_length):
             res = self.run(batch.input_ids, batch.attention_mask, read=sites, logits=False)
-            keep = batch.attention_mask.bool()
+            keep = batch.fresh()
             if not keep_special:
                 keep &= ~torch.isin(batch.input_ids, torch.tensor(sorted(self.special_ids)))
             keep_dev = keep.to(self.device)

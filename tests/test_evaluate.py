@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import saekit
+from saekit._tokens import split_rows
 from saekit.errors import CompatibilityError
 from saekit.evaluate import evaluate
 from saekit.sae import ReLUSAE, TopKSAE, init_weights
@@ -66,6 +67,20 @@ def test_evaluate_matches_manual_computation(tiny_llama: saekit.Model) -> None:
         assert row["kl"] >= 0
     dens = table.attrs["density"]
     assert set(dens.columns) == {"sae", "feature", "density"} and len(dens) == 64 + 16
+
+
+def test_chunked_text_counts_each_token_and_prediction_once(tiny_llama: saekit.Model) -> None:
+    text = " ".join(_tiny.CORPUS)
+    ids = tiny_llama.to_tokens(text)
+    row = evaluate(tiny_llama, _saes()[:1], [text], max_length=16, progress=False).iloc[0]
+    assert row["n_tokens"] == len(ids) - 1
+    losses = []
+    for r, _, ctx in split_rows(ids, 1, 16):
+        logits = tiny_llama.logits(torch.tensor([r]))[0]
+        ce = F.cross_entropy(logits[:-1], torch.tensor(r[1:]), reduction="none")
+        losses.append(ce[ctx:])  # the predictions of the row's fresh tokens
+    assert sum(len(x) for x in losses) == len(ids) - 1
+    assert row["loss_clean"] == pytest.approx(torch.cat(losses).mean().item(), rel=1e-5)
 
 
 def test_identity_like_sae_recovers_all_loss(tiny_llama: saekit.Model) -> None:

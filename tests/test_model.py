@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import saekit
+from saekit._tokens import split_rows
 from saekit.errors import ModelLoadError, SaekitError, SiteError
 
 KINDS = ["resid_pre", "attn_out", "mlp_neurons", "mlp_out", "resid_post"]
@@ -74,6 +75,30 @@ def test_long_text_is_chunked_with_positions_kept(tiny_llama: saekit.Model) -> N
     # chunks are separate contexts: the first chunk matches an unchunked run exactly
     ref = _hf_reference(tiny_llama, text)["resid_pre.0"]
     torch.testing.assert_close(acts["resid_pre.0"][:16], ref[:16])
+
+
+def test_follow_on_rows_see_context_and_emit_each_token_once(tiny_llama: saekit.Model) -> None:
+    text = " ".join(_tiny.CORPUS)
+    ids = tiny_llama.to_tokens(text)
+    rows = list(split_rows(ids, 1, 16))
+    assert [(off, ctx) for _, off, ctx in rows[:3]] == [(0, 0), (8, 7), (16, 7)]  # ctx = min(16, 15 // 2)
+    fresh = [i for row, off, ctx in rows for i in range(1 + off + ctx, 1 + off + len(row) - 1)]
+    assert fresh == list(range(1, len(ids)))  # every content token fresh in exactly one row
+    acts = tiny_llama.activations(text, "resid_post.1", max_length=16, progress=False)
+    assert acts.pos.tolist() == list(range(1, len(ids)))
+    # the second row's first fresh token is computed with its 7 tokens of context before it
+    row, off, ctx = rows[1]
+    out = tiny_llama.run(torch.tensor([row]), read=["resid_post.1"]).acts["resid_post.1"][0]
+    torch.testing.assert_close(acts["resid_post.1"][acts.pos == 1 + off + ctx][0], out[1 + ctx])
+
+
+def test_fresh_mask_drops_padding_and_repeated_context(tiny_llama: saekit.Model) -> None:
+    text = " ".join(_tiny.CORPUS)
+    (batch,) = list(tiny_llama.batches([text, "The cat"], batch_size=64, max_length=16))
+    fresh = batch.fresh()
+    assert fresh[0].all() and not fresh[1, :8].any() and fresh[1, 8:].all()  # BOS + 7 context
+    short = batch.doc == 1
+    assert fresh[short].sum() == batch.attention_mask[short].sum()  # unchunked: all real tokens
 
 
 def test_edits_change_downstream_and_logits_match_hf(tiny_model: saekit.Model) -> None:

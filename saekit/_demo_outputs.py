@@ -6,67 +6,10 @@ import html
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from saekit.analysis import FeatureStats
-from saekit.analysis.geometry import match_features, max_cosine
+from saekit.analysis.geometry import match_features
 from saekit.model import Model
 from saekit.sae.base import SAE
-
-
-def training_figure(history: pd.DataFrame):  # type: ignore[no-untyped-def]
-    """Explained variance, L0 and dead fraction against training tokens, one line per SAE."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    metrics = [m for m in ("explained_variance", "mse", "dead_fraction") if m in set(history["metric"])]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics, horizontal_spacing=0.12)
-    for col, metric in enumerate(metrics, start=1):
-        for sae, part in history[history["metric"] == metric].groupby("sae", sort=False):
-            fig.add_trace(go.Scatter(x=part["tokens"], y=part["value"], name=str(sae), mode="lines",
-                                     legendgroup=str(sae), showlegend=col == 1), row=1, col=col)
-        fig.update_xaxes(title_text="training tokens", row=1, col=col)
-    return fig
-
-
-def density_figure(density: pd.DataFrame):  # type: ignore[no-untyped-def]
-    """Histogram of log10 feature density per SAE (dead features counted at the left)."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for sae, part in density.groupby("sae", sort=False):
-        d = part["density"].to_numpy()
-        fig.add_trace(go.Histogram(x=np.log10(np.clip(d, 1e-6, None)), name=str(sae), opacity=0.6,
-                                   nbinsx=40))
-    fig.update_layout(barmode="overlay", xaxis_title="log10 feature density", yaxis_title="features")
-    return fig
-
-
-def evaluation_figure(table: pd.DataFrame):  # type: ignore[no-untyped-def]
-    """Explained variance and loss recovered against dictionary size."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for col in ("explained_variance", "loss_recovered", "loss_recovered_mean"):
-        fig.add_trace(go.Scatter(x=table["d_sae"], y=table[col], name=col, mode="lines+markers"))
-    fig.update_layout(xaxis_title="dictionary size", xaxis_type="log", yaxis_title="fraction")
-    return fig
-
-
-def mcs_figure(saes: Mapping[str, SAE]):  # type: ignore[no-untyped-def]
-    """Max cosine similarity of each larger dictionary's features to the smallest one."""
-    import plotly.graph_objects as go
-
-    items = sorted(saes.items(), key=lambda kv: kv[1].d_sae)
-    fig = go.Figure()
-    base_name, base = items[0]
-    for name, sae in items[1:]:
-        mcs = max_cosine(sae, base, names=(name, base_name))
-        vals = mcs[mcs["sae"] == name]["max_cosine"]
-        fig.add_trace(go.Histogram(x=vals, name=f"{name} vs {base_name}", opacity=0.6, nbinsx=40))
-    fig.update_layout(barmode="overlay", xaxis_title="max cosine similarity", yaxis_title="features")
-    return fig
 
 
 def interesting_features(stats: FeatureStats, sae: str, n: int, seed: int = 0) -> list[int]:

@@ -20,13 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 import saekit
-from saekit._demo_outputs import (
-    density_figure,
-    evaluation_figure,
-    mcs_figure,
-    training_figure,
-    write_explorer,
-)
+from saekit import plots
+from saekit._demo_outputs import write_explorer
 from saekit.sae import load_sae, save_sae
 from saekit.train import TrainConfig, train_saes
 
@@ -166,10 +161,10 @@ def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, fold
     folder.mkdir(parents=True, exist_ok=True)
     history = pd.read_csv(_work(s) / "history.csv")
     figs = {
-        "training_curves": (training_figure(history), "double"),
-        "feature_density": (density_figure(table.attrs["density"]), "single"),
-        "evaluation_vs_size": (evaluation_figure(table), "single"),
-        "max_cosine_vs_smallest": (mcs_figure(saes), "single"),
+        "training_curves": (plots.training_curves(history), "double"),
+        "feature_density": (plots.density_histogram(table.attrs["density"]), "single"),
+        "evaluation_vs_size": (plots.evaluation_vs_size(table), "single"),
+        "max_cosine_vs_smallest": (plots.max_cosine_vs_smallest(saes), "single"),
     }
     _log(f"exporting {len(figs)} figures (PDF, SVG, PNG) to {folder}")
     with figures.batch():

@@ -48,6 +48,8 @@ SERIF = "Times New Roman, Times, Nimbus Roman, Liberation Serif, DejaVu Serif, s
 # viridis, dark to light: distinct in colour and in grey.
 VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 COLORWAY = ["#440154", "#31688e", "#35b779", "#90d743", "#443a83", "#21918c", "#fde725"]
+SCREEN_COLORWAY = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]
+"""plotly's default colours, set explicitly by :mod:`saekit.plots`; the paper style maps them to COLORWAY."""
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 STATIC_FORMATS = ("png", "svg", "pdf")
 
@@ -122,7 +124,10 @@ def paper_style(
 
     Serif fonts in points, a print-sized canvas (``width`` of ``"single"`` = 3.25 in,
     ``"double"`` = 6.75 in, or inches), white background, thin black axes, viridis
-    colours (distinct in greyscale) and a different dash per line.
+    colours (distinct in greyscale) and a different dash per line. Traces sharing a
+    ``legendgroup`` (one SAE drawn in several panels) get one colour and one dash;
+    colours from plotly's default palette become the matching viridis colour, other
+    explicit colours (a grey reference line) are kept.
 
     Args:
         fig: A plotly figure.
@@ -156,7 +161,38 @@ def paper_style(
     template.data.heatmap = [go.Heatmap(colorscale=_scale(VIRIDIS))]
     fig.update_layout(template=template, width=round(inches * CSS_PX_PER_INCH),
                       height=round(tall * CSS_PX_PER_INCH), autosize=False)
+    _recolour(fig)
     return fig
+
+
+def _recolour(fig: go.Figure) -> None:
+    """One viridis colour (and dash) per legend group; palette colours mapped to viridis."""
+    screen = {c.lower(): i for i, c in enumerate(SCREEN_COLORWAY)}
+
+    def paper(colour: Any, default: str) -> Any:
+        if colour is None:
+            return default
+        if isinstance(colour, str):
+            i = screen.get(colour.lower())
+            return colour if i is None else COLORWAY[i % len(COLORWAY)]
+        if isinstance(colour, (list, tuple)):
+            return [paper(c, c) for c in colour]
+        return colour
+
+    groups: dict[str, int] = {}
+    for n, trace in enumerate(fig.data):
+        key = trace.legendgroup or f"#{n}"
+        g = groups.setdefault(key, len(groups))
+        colour, dash = COLORWAY[g % len(COLORWAY)], DASHES[g % len(DASHES)]
+        line = getattr(trace, "line", None)
+        if line is not None and trace.type == "scatter":
+            explicit = line.color is not None and str(line.color).lower() not in screen
+            trace.line.color = paper(line.color, colour) if explicit else colour
+            if not explicit and line.dash is None:
+                trace.line.dash = dash
+        marker = getattr(trace, "marker", None)
+        if marker is not None:
+            trace.marker.color = paper(marker.color, colour)
 
 
 def export(

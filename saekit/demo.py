@@ -53,7 +53,7 @@ class Settings:
     def key(self) -> str:
         sizes = "-".join(map(str, self.sizes))
         run = f"n{self.train_texts}-e{self.epochs}-b{self.batch_size}-lr{self.lr:g}"
-        return f"v3-L{self.layer}-k{self.k}-{run}-{sizes}"
+        return f"v4-L{self.layer}-k{self.k}-{run}-{sizes}"
 
 
 def _log(msg: str) -> None:
@@ -83,7 +83,7 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     if all((folder / n / "cfg.json").exists() for n in names):
         _log(f"reusing trained SAEs from {folder}")
         return [load_sae(folder / n) for n in names]
-    cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"v3-{s.site}-n{s.train_texts}",
+    cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"v4-{s.site}-n{s.train_texts}",
                                      max_length=s.max_length, batch_size=16)
     _log(f"{cache!r}")
     cfgs = [saekit.SAEConfig(d_in=cache.d_in, d_sae=n, k=s.k, site=s.site, model_name=model.name,

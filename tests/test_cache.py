@@ -25,6 +25,32 @@ def test_cache_round_trip_equals_direct_activations(tiny_llama: saekit.Model, tm
     assert "complete" in repr(cache)
 
 
+def test_outlier_norm_tokens_are_dropped_and_counted(tiny_llama: saekit.Model, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    real = tiny_llama.activations
+
+    def with_sink(texts, sites, **kw):  # type: ignore[no-untyped-def]
+        acts = real(texts, sites, **kw)
+        x = acts["resid_post.1"].clone()
+        x[3] *= 50  # one massive activation per call
+        return saekit.Activations({"resid_post.1": x}, acts.token_ids, acts.doc, acts.pos)
+
+    monkeypatch.setattr(tiny_llama, "activations", with_sink)
+    cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
+                                     shard_tokens=100, docs_per_step=8, progress=False)
+    direct = real(TEXTS, "resid_post.1", progress=False)
+    assert cache.n_dropped == 3 and cache.n_tokens == len(direct) - 3  # 24 texts, 8 per call
+    assert "dropped=3 outlier-norm tokens" in repr(cache)
+    kept = torch.ones(len(direct), dtype=torch.bool)
+    starts = [int((direct.doc < d).sum()) for d in (0, 8, 16)]
+    kept[[s + 3 for s in starts]] = False
+    torch.testing.assert_close(cache.load(), direct["resid_post.1"][kept])
+    everything = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "all",
+                                          docs_per_step=8, max_norm_ratio=None, progress=False)
+    assert everything.n_dropped == 0 and everything.n_tokens == len(direct)
+    with pytest.raises(SaekitError, match="max_norm_ratio=0.5 would drop ordinary tokens"):
+        saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "x", max_norm_ratio=0.5)
+
+
 def test_iter_batches_shuffles_covers_and_resumes(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
     cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c",
                                      shard_tokens=100, docs_per_step=4, progress=False)

@@ -33,7 +33,7 @@ class Settings:
     layer: int = 15
     sizes: tuple[int, ...] = (1152, 2304, 4608)
     k: int = 32
-    train_texts: int = 2400  # ~ 300k tokens at max_length 128
+    train_texts: int = 2400  # 271,760 tokens at max_length 128
     eval_texts: int = 48
     stats_texts: int = 256
     max_length: int = 128

@@ -16,21 +16,37 @@ from saekit.sae.base import SAE
 Context = str | Sequence[int] | Tensor
 
 
-def sae_site(model: Model, sae: SAE) -> str:
-    """The SAE's site, checked against the model (known site, matching width)."""
+def checked_site(model: Model, sae: SAE, name: str | None = None) -> str:
+    """The SAE's site, checked to be a site of ``model`` whose width is ``sae.d_in``.
+
+    Args:
+        model: The model the SAE is used with.
+        sae: The SAE.
+        name: What the caller calls the SAE, for the error messages.
+
+    Example:
+        >>> checked_site(model, sae, "l15")  # doctest: +SKIP
+        'resid_post.15'
+    """
+    who = f"SAE {name!r}" if name is not None else "This SAE"
     site = sae.cfg.site
     if not site:
         raise CompatibilityError(
-            "This SAE does not say which site it reads (sae.cfg.site is empty). Set it, e.g. "
+            f"{who} does not say which site it reads (sae.cfg.site is empty). Set it, e.g. "
             "sae.cfg = sae.cfg.replace(site='resid_post.15')."
         )
     width = model.site_width(site)  # raises SiteError for unknown sites
     if width != sae.d_in:
         raise CompatibilityError(
-            f"The SAE reads site {site!r} with d_in={sae.d_in}, but this model's {site!r} has "
-            f"width {width}. Use an SAE trained on this model (model {model.name!r}), or fix "
-            "sae.cfg.site."
+            f"{who} expects d_in={sae.d_in} but site {site!r} of model {model.name!r} has width "
+            f"{width}. Use an SAE trained on this model and site, or fix sae.cfg.site."
         )
+    return site
+
+
+def sae_site(model: Model, sae: SAE) -> str:
+    """The SAE's site, checked against the model (known site, matching width, same device)."""
+    site = checked_site(model, sae)
     if sae.device != model.device:
         raise CompatibilityError(
             f"The SAE is on {sae.device} but the model on {model.device}. Move it first: "

@@ -9,6 +9,7 @@ import torch
 
 from saekit.analysis._accumulate import FlatBatch, SAEAccumulator, StatsSettings
 from saekit.analysis._assemble import assemble
+from saekit.analysis._checks import checked_site
 from saekit.errors import CompatibilityError, SaekitError
 from saekit.sae.base import SAE
 
@@ -38,20 +39,12 @@ def named_saes(saes: SAEs) -> dict[str, SAE]:
 
 
 def check_model_saes(model: Any, named: Mapping[str, SAE]) -> None:
-    """Every SAE names a site of ``model`` whose width equals its ``d_in``."""
+    """Every SAE names a site of ``model`` whose width equals its ``d_in``.
+
+    SAEs may sit on other devices than the model: the pass moves activations to them.
+    """
     for name, sae in named.items():
-        site = sae.cfg.site
-        if not site:
-            raise CompatibilityError(
-                f"SAE {name!r} does not say which site it reads (cfg.site is empty). Set it, e.g. "
-                "sae.cfg = sae.cfg.replace(site='resid_post.15')."
-            )
-        width = model.site_width(site)  # raises SiteError for unknown sites
-        if width != sae.d_in:
-            raise CompatibilityError(
-                f"SAE {name!r} expects d_in={sae.d_in} but site {site!r} of {model.name} has width "
-                f"{width}. Use an SAE trained on this model and site."
-            )
+        checked_site(model, sae, name)
 
 
 def settings_from(k: int, n_quantiles: int, per_quantile: int, n_random: int,

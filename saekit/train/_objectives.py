@@ -197,7 +197,10 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
 
     def _dense_loss(self, sae: TopKSAE, x: Tensor, ctx: StepContext) -> StepOutput:
         pre = sae.pre_acts(x)  # [n, d_sae]
-        z = _dense_topk(pre, sae.k)
+        return self._dense_output(sae, x, pre, _dense_topk(pre, sae.k), ctx)
+
+    def _dense_output(self, sae: SAE, x: Tensor, pre: Tensor, z: Tensor, ctx: StepContext) -> StepOutput:
+        """Loss of dense codes ``z [n, d_sae]``; AuxK takes the dead latents' top ``pre``."""
         err = sae.decode(z) - x
         mse, sse = _squared_error(err)
         k_aux = self._k_aux(sae, ctx.dead)
@@ -231,18 +234,11 @@ class BatchTopKObjective(TopKObjective):
 
     def loss(self, sae: SAE, x: Tensor, ctx: StepContext) -> StepOutput:
         assert isinstance(sae, BatchTopKSAE)
-        pre = sae.pre_acts(x)
+        pre = sae.pre_acts(x)  # [n, d_sae]
         z = sae.batch_topk(torch.relu(pre))
-        err = sae.decode(z) - x
-        mse, sse = _squared_error(err)
-        k_aux = self._k_aux(sae, ctx.dead)
-        auxk = mse.new_zeros(())
-        if k_aux > 0:
-            masked = pre.masked_fill(~ctx.dead, float("-inf"))
-            auxk = self._auxk_term(_dense_topk(masked, k_aux) @ sae.W_dec, err, ctx)
         self._codes = z.detach()
         self._beta = min(0.999, max(0.9, 1.0 - 10.0 / ctx.n_steps))
-        return _output(self._total(mse, auxk, ctx), sse, z.detach() > 0, auxk)
+        return self._dense_output(sae, x, pre, z, ctx)
 
     def after_step(self, sae: SAE, out: StepOutput) -> None:
         super().after_step(sae, out)

@@ -27,8 +27,9 @@ import traitlets as t
 
 from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
-from saekit.widgets._base import SaekitView, _to_numpy, as_bytes, from_bytes
-from saekit.widgets._bundle import bundle, read_css
+from saekit.widgets._base import _to_numpy, as_bytes, from_bytes
+from saekit.widgets._bundle import bundle
+from saekit.widgets._feature_view import FeatureTextView, feature_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,7 @@ __all__ = ["ContextAblation"]
 CONTEXT_COLUMNS = ("feature", "pos", "token", "activation_full", "activation_without", "delta")
 
 
-class ContextAblation(SaekitView):
+class ContextAblation(FeatureTextView):
     """Context tokens coloured by the change of one feature's activation at the last token.
 
     Args:
@@ -62,12 +63,7 @@ class ContextAblation(SaekitView):
     """
 
     _esm = bundle("context_ablation.js")
-    _css = read_css() + read_css("analysis_views.css")
 
-    title = t.Unicode("").tag(sync=True)
-    feature_id = t.Int(0).tag(sync=True)
-    sae_name = t.Unicode("").tag(sync=True)
-    label = t.Unicode("").tag(sync=True)
     mode = t.Unicode("remove").tag(sync=True)
     tokens = t.List(t.Unicode()).tag(sync=True)
     delta = t.Bytes(b"").tag(sync=True)
@@ -129,7 +125,8 @@ class ContextAblation(SaekitView):
             >>> df = saekit.analysis.ablate_context(model, sae, text, 7)   # doctest: +SKIP
             >>> ContextAblation.from_frame(df, model.to_strings(model.to_tokens(text)))  # doctest: +SKIP
         """
-        rows = _one_feature(frame, feature)
+        rows = feature_rows(frame, CONTEXT_COLUMNS, feature, "ablate_context",
+                            "Build it with saekit.analysis.ablate_context(model, sae, text, feature).")
         pos = rows["pos"].to_numpy(dtype=np.int64)
         tokens = tokens if tokens is not None else frame.attrs.get("tokens")
         if tokens is None:
@@ -169,12 +166,9 @@ class ContextAblation(SaekitView):
 
     def to_text(self) -> str:
         last = len(self.tokens) - 1
-        head = f"ContextAblation · feature #{self.feature_id}"
-        head += f" · {self.sae_name}" if self.sae_name else ""
-        head += f" · {self.label}" if self.label else ""
-        head += (f" · activation at last token {visible_token(self.tokens[last])!r} "
-                 f"(position {last}): {fmt_value(self.activation_full)}")
-        lines = [f"{self.title}\n{head}" if self.title else head,
+        at_last = (f" · activation at last token {visible_token(self.tokens[last])!r} "
+                   f"(position {last}): {fmt_value(self.activation_full)}")
+        lines = [self._heading("ContextAblation", at_last),
                  "red = activated less without the token, blue = more"]
         d, done = self.deltas(), self.ablated_mask()
         parts = []
@@ -205,20 +199,3 @@ def _ablated_mask(ablated: Any, n: int) -> np.ndarray:
     if done[-1]:
         raise SaekitError("The last token is where the activation is read; it cannot be ablated.")
     return done
-
-
-def _one_feature(frame: pd.DataFrame, feature: int | None) -> pd.DataFrame:
-    missing = [c for c in CONTEXT_COLUMNS if c not in frame.columns]
-    if missing:
-        raise SaekitError(
-            f"Not an ablate_context frame: columns {missing} are missing (got {list(frame.columns)}). "
-            "Build it with saekit.analysis.ablate_context(model, sae, text, feature)."
-        )
-    feats = list(dict.fromkeys(frame["feature"].tolist()))
-    if feature is None and len(feats) > 1:
-        raise SaekitError(f"The frame holds features {feats}; pick one with feature=<id>.")
-    chosen = feats[0] if feature is None and feats else feature
-    rows = frame[frame["feature"] == chosen]
-    if rows.empty:
-        raise SaekitError(f"No rows for feature {chosen} in the frame (it holds {feats}).")
-    return rows.sort_values("pos")

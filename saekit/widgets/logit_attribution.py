@@ -36,8 +36,9 @@ import traitlets as t
 
 from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
-from saekit.widgets._base import SaekitView, _to_numpy, as_bytes, from_bytes
-from saekit.widgets._bundle import bundle, read_css
+from saekit.widgets._base import _to_numpy, as_bytes, from_bytes
+from saekit.widgets._bundle import bundle
+from saekit.widgets._feature_view import FeatureTextView, feature_rows
 from saekit.widgets._runner import LatestRunner
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class AttributionRanking:
 AttributionFn = Callable[[int], AttributionRanking]
 
 
-class LogitAttribution(SaekitView):
+class LogitAttribution(FeatureTextView):
     """One feature on one text: activation (background) and ablation effect (underline).
 
     Args:
@@ -123,12 +124,7 @@ class LogitAttribution(SaekitView):
     """
 
     _esm = bundle("logit_attribution.js")
-    _css = read_css() + read_css("analysis_views.css")
 
-    title = t.Unicode("").tag(sync=True)
-    feature_id = t.Int(0).tag(sync=True)
-    sae_name = t.Unicode("").tag(sync=True)
-    label = t.Unicode("").tag(sync=True)
     tokens = t.List(t.Unicode()).tag(sync=True)
     acts = t.Bytes(b"").tag(sync=True)
     mask = t.Bytes(b"").tag(sync=True)
@@ -259,10 +255,7 @@ class LogitAttribution(SaekitView):
         return [(f, float(v), float(a)) for f, v, a in zip(feats, vals, acts, strict=True)]
 
     def to_text(self) -> str:
-        head = f"LogitAttribution · feature #{self.feature_id}"
-        head += f" · {self.sae_name}" if self.sae_name else ""
-        head += f" · {self.label}" if self.label else ""
-        lines = [f"{self.title}\n{head}" if self.title else head,
+        lines = [self._heading("LogitAttribution"),
                  f"background = activation (max {fmt_value(self.act_max)}) · underline = Δ log p of the "
                  f"token when ablated (max |Δ| {fmt_value(self.effect_max)})"]
         acts, eff = self.activations(), self.effects()
@@ -373,26 +366,11 @@ def _pairs(pairs: Sequence[tuple[str, float]]) -> list[list[Any]]:
     return [[str(tok), float(v)] for tok, v in pairs]
 
 
-def _feature_rows(frame: pd.DataFrame, columns: Sequence[str], feature: int | None,
-                  what: str) -> pd.DataFrame:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SaekitError(f"Not an {what} frame: columns {missing} are missing (got {list(frame.columns)}).")
-    feats = list(dict.fromkeys(frame["feature"].tolist()))
-    if feature is None and len(feats) > 1:
-        raise SaekitError(f"The frame holds features {feats}; pick one with feature=<id>.")
-    chosen = feats[0] if feature is None and feats else feature
-    rows = frame[frame["feature"] == chosen]
-    if rows.empty:
-        raise SaekitError(f"No rows for feature {chosen} in the {what} frame (it holds {feats}).")
-    return rows.sort_values("pos") if "pos" in rows.columns else rows
-
-
 Pairs = list[tuple[str, float]]
 
 
 def _frame_args(ablation: pd.DataFrame, logits: pd.DataFrame | None, feature: int | None) -> dict[str, Any]:
-    rows = _feature_rows(ablation, ABLATION_COLUMNS, feature, "ablate_feature")
+    rows = feature_rows(ablation, ABLATION_COLUMNS, feature, "ablate_feature")
     f = int(rows["feature"].iloc[0])
     delta = rows["delta"].to_numpy(dtype=np.float64)
     top, bottom = _logit_pairs(logits, f) if logits is not None else ([], [])
@@ -405,7 +383,7 @@ def _frame_args(ablation: pd.DataFrame, logits: pd.DataFrame | None, feature: in
 
 
 def _logit_pairs(frame: pd.DataFrame, feature: int) -> tuple[Pairs, Pairs]:
-    rows = _feature_rows(frame, ("feature", "direction", "rank", "token", "logit"), feature, "logit_effects")
+    rows = feature_rows(frame, ("feature", "direction", "rank", "token", "logit"), feature, "logit_effects")
     rows = rows.sort_values("rank")
     top, bottom = rows[rows["direction"] == "top"], rows[rows["direction"] == "bottom"]
     return ([(str(r.token), float(r.logit)) for r in top.itertuples()],

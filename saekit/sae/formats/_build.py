@@ -3,6 +3,8 @@
 Adapters convert their file's tensors to saekit's layout (:class:`Weights`), then call
 :func:`build_sae`, which checks shapes, records where the SAE came from and which
 features were kept, and assembles the module without allocating its weights twice.
+:func:`find_beside_cfg` finds the weights of the common "weights file + config file in
+one folder" layout.
 """
 
 from __future__ import annotations
@@ -52,6 +54,24 @@ class Meta:
     model_name: str = ""
     site: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+
+
+def find_beside_cfg(path: Path, weights: str, cfg: str) -> Path | None:
+    """The weights file if ``path`` (a folder, or its weights file) holds both files.
+
+    Args:
+        path: A folder, or a file in it.
+        weights: The weights file's name (``"sae_weights.safetensors"``).
+        cfg: The name of the config file that must lie beside it (``"cfg.json"``).
+
+    Example:
+        >>> find_beside_cfg(Path("my_sae"), "sae.safetensors", "cfg.json")  # doctest: +SKIP
+        PosixPath('my_sae/sae.safetensors')
+    """
+    file = path / weights if path.is_dir() else path
+    if file.name == weights and file.is_file() and (file.parent / cfg).is_file():
+        return file
+    return None
 
 
 def check_shapes(

@@ -34,7 +34,7 @@ from torch import Tensor
 from saekit.errors import FormatError, SaekitError
 from saekit.sae.base import SAE
 from saekit.sae.formats._atomic import write_folder
-from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list
+from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list, find_beside_cfg
 from saekit.sae.formats._hooks import hook_to_site, site_to_hook
 from saekit.sae.formats._json import read_json, require, to_float, to_int
 from saekit.sae.formats._tensors import TensorReader, open_safetensors, read_tensors, require_keys
@@ -52,10 +52,7 @@ _SUPPORTED = ("standard", "topk", "jumprelu", "batchtopk", "matryoshka_batchtopk
 
 def find(path: Path) -> Path | None:
     """The weights file if ``path`` (a folder, or its weights file) is in SAELens's layout."""
-    weights = path / WEIGHTS if path.is_dir() else path
-    if weights.name == WEIGHTS and weights.is_file() and (weights.parent / CFG).is_file():
-        return weights
-    return None
+    return find_beside_cfg(path, WEIGHTS, CFG)
 
 
 def load(weights: Path, features: Sequence[int] | None = None, device: Any = None) -> SAE:

@@ -21,7 +21,7 @@ from typing import Any
 
 from saekit.errors import FormatError
 from saekit.sae.base import SAE
-from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list
+from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list, find_beside_cfg
 from saekit.sae.formats._hooks import module_to_site
 from saekit.sae.formats._json import read_json, require, to_int
 from saekit.sae.formats._tensors import open_safetensors, read_tensors, require_keys
@@ -36,10 +36,7 @@ _SPEC: dict[str, int | None] = {"encoder.weight": 0, "encoder.bias": 0, "W_dec":
 
 def find(path: Path) -> Path | None:
     """The weights file if ``path`` (a hookpoint folder, or its weights) is sparsify's."""
-    weights = path / WEIGHTS if path.is_dir() else path
-    if weights.name == WEIGHTS and weights.is_file() and (weights.parent / CFG).is_file():
-        return weights
-    return None
+    return find_beside_cfg(path, WEIGHTS, CFG)
 
 
 def load(weights: Path, features: Sequence[int] | None = None, device: Any = None) -> SAE:

@@ -155,6 +155,21 @@ export function visibleToken(token) {
   return String(token).replace(/\r/g, "").replace(/\n/g, "↵").replace(/\t/g, "⇥");
 }
 
+// Background rgb, with ink that stays readable on it.
+export function fill(el, rgb) {
+  el.style.background = css(rgb);
+  el.style.color = inkFor(rgb);
+  return el;
+}
+
+// One token of a text strip: <span class="sk-tok ...classes"> filled with rgb (null: unfilled).
+export function tokenSpan(token, rgb, classes = [], attrs = {}) {
+  const span = h("span", { class: ["sk-tok", ...classes].filter(Boolean).join(" "), ...attrs },
+    tokenContent(token));
+  if (rgb) fill(span, rgb);
+  return span;
+}
+
 // --- tooltip ------------------------------------------------------------------------
 // One floating box per view, attached to <body> with position: fixed so that no
 // notebook output area (overflow: hidden/auto) can clip it. Hover shows it; a click
@@ -200,6 +215,20 @@ export class Tooltip {
     this.box.style.left = `${left}px`;
     this.box.style.top = `${top}px`;
   }
+  // Hover over anchor shows content(); with pin, a click pins it there and a second unpins.
+  attach(anchor, content, { pin = false } = {}) {
+    anchor.addEventListener("mouseenter", () => this.show(anchor, content()));
+    anchor.addEventListener("mouseleave", () => this.scheduleHide());
+    if (!pin) return;
+    anchor.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      this.togglePin(anchor, content);
+    });
+  }
+  togglePin(anchor, content) {
+    if (this.pinned && this.anchor === anchor) this.unpin();
+    else this.show(anchor, content(), { pin: true });
+  }
   scheduleHide() {
     if (this.pinned) return;
     clearTimeout(this._hideTimer);
@@ -222,11 +251,73 @@ export class Tooltip {
   }
 }
 
+// --- one-feature views -----------------------------------------------------------------
+// Header: "Feature #id", the SAE's name and the label when set, then an optional note.
+export function featureHead(model, note) {
+  const sae = model.get("sae_name"), label = model.get("label");
+  return h("div", { class: "sk-card-head" },
+    h("span", { class: "sk-card-id" }, `Feature #${model.get("feature_id")}`),
+    sae ? h("span", { class: "sk-card-sae" }, sae) : null,
+    label ? h("span", { class: "sk-card-label" }, label) : null,
+    note ? h("span", { class: "sk-muted" }, note) : null);
+}
+
+// The feature's direct logit effects: traits top_logits / bottom_logits ([token, value]
+// rows), both columns coloured on one scale. null when there are none.
+export function logitsPanel(model) {
+  const top = model.get("top_logits") || [];
+  const bottom = model.get("bottom_logits") || [];
+  if (!top.length && !bottom.length) return null;
+  const maxAbs = Math.max(0, ...top.map((r) => Math.abs(r[1])), ...bottom.map((r) => Math.abs(r[1])));
+  return h("div", { class: "sk-panel" },
+    h("div", { class: "sk-logits" },
+      logitColumn("Negative logits", bottom, maxAbs),
+      logitColumn("Positive logits", top, maxAbs)));
+}
+
+function logitColumn(title, rows, maxAbs) {
+  return h("div", {},
+    h("div", { class: "sk-sec-title" }, title),
+    rows.length ? rows.map(([tok, v]) => {
+      const rgb = signedRGB(maxAbs > 0 ? v / maxAbs : 0);
+      return h("div", { class: "sk-logit-row" },
+        h("span", { class: "sk-logit-tok", title: visibleToken(tok),
+          style: { background: css(rgb), color: inkFor(rgb) } }, visibleToken(tok)),
+        h("span", { class: "sk-num" }, fmt(v)));
+    }) : h("div", { class: "sk-empty" }, "none"));
+}
+
 // --- model helpers --------------------------------------------------------------------
 export function listen(model, names, fn) {
   const handlers = names.map((n) => [`change:${n}`, () => fn(n)]);
   for (const [ev, cb] of handlers) model.on(ev, cb);
   return () => { for (const [ev, cb] of handlers) model.off(ev, cb); };
+}
+
+// Call draw() once after a burst of trait changes (update() sets many traits at once).
+export function redrawOnChange(model, names, draw) {
+  let pending = false;
+  return listen(model, names, () => {
+    if (pending) return;
+    pending = true;
+    queueMicrotask(() => { pending = false; draw(); });
+  });
+}
+
+// A view's life: a root <div class="sk-root cls"> with its tooltip; paint(root, tip) fills
+// the root now and again after the named traits change. Returns the view's cleanup.
+export function mountView(model, el, cls, names, paint) {
+  const root = h("div", { class: `sk-root ${cls}` });
+  el.appendChild(root);
+  const tip = new Tooltip(root);
+  const draw = () => {
+    tip.hide();
+    clear(root);
+    paint(root, tip);
+  };
+  draw();
+  const off = redrawOnChange(model, names, draw);
+  return () => { off(); tip.destroy(); };
 }
 
 export function setTrait(model, name, value) {

@@ -1,8 +1,11 @@
 // ContextAblation: context tokens coloured by the change in the feature's activation at the
 // last token when each token is removed. Red = activated less without the token, blue = more.
 import {
-  h, add, clear, f32, u8, fmt, signedRGB, css, inkFor, tokenContent, visibleToken, Tooltip, listen,
+  h, add, f32, u8, fmt, signedRGB, css, inkFor, visibleToken, tokenSpan, featureHead, mountView,
 } from "./_common.js";
+
+const TRAITS = ["tokens", "delta", "ablated", "activation_full", "feature_id", "sae_name", "label", "vmax",
+  "mode", "title"];
 
 function readData(model) {
   const tokens = model.get("tokens") || [];
@@ -81,21 +84,13 @@ function ranking(data, spans, tip) {
 }
 
 function render({ model, el }) {
-  const root = h("div", { class: "sk-root sk-ca" });
-  el.appendChild(root);
-  const tip = new Tooltip(root);
-  function draw() {
-    tip.hide();
-    clear(root);
+  return mountView(model, el, "sk-ca", TRAITS, (root, tip) => {
     const data = readData(model);
     const last = data.tokens.length - 1;
-    const sae = model.get("sae_name"), label = model.get("label"), title = model.get("title");
+    const title = model.get("title");
     if (title) add(root, h("div", { class: "sk-title" }, title));
-    add(root, h("div", { class: "sk-card-head" },
-      h("span", { class: "sk-card-id" }, `Feature #${model.get("feature_id")}`),
-      sae ? h("span", { class: "sk-card-sae" }, sae) : null,
-      label ? h("span", { class: "sk-card-label" }, label) : null,
-      h("span", { class: "sk-muted" }, model.get("mode") === "replace" ? "context ablation (tokens replaced)" : "context ablation (tokens removed)")));
+    add(root, featureHead(model, model.get("mode") === "replace"
+      ? "context ablation (tokens replaced)" : "context ablation (tokens removed)"));
     add(root, h("div", { class: "sk-ca-sub" },
       "activation at the last token ",
       h("code", { class: "sk-tip-token" }, visibleToken(data.tokens[last] ?? "")),
@@ -103,33 +98,15 @@ function render({ model, el }) {
     add(root, legend(data));
     const text = h("div", { class: "sk-doc-text sk-ca-text" });
     const spans = data.tokens.map((tok, i) => {
-      const span = h("span", { class: "sk-tok" + (i === last ? " sk-ca-last" : "") + (data.ablated[i] || i === last ? "" : " sk-masked"), "data-i": i },
-        tokenContent(tok));
-      if (data.ablated[i]) {
-        const rgb = colourOf(data.delta[i], data.max);
-        span.style.background = css(rgb);
-        span.style.color = inkFor(rgb);
-      }
-      span.addEventListener("mouseenter", () => tip.show(span, tipContent(data, i)));
-      span.addEventListener("mouseleave", () => tip.scheduleHide());
-      span.addEventListener("click", (ev) => {
-        ev.stopPropagation();
-        if (tip.pinned && tip.anchor === span) tip.unpin(); else tip.show(span, tipContent(data, i), { pin: true });
-      });
+      const span = tokenSpan(tok, data.ablated[i] ? colourOf(data.delta[i], data.max) : null,
+        [i === last && "sk-ca-last", !(data.ablated[i] || i === last) && "sk-masked"], { "data-i": i });
+      tip.attach(span, () => tipContent(data, i), { pin: true });
       add(text, span);
       return span;
     });
     add(root, text, ranking(data, spans, tip),
       h("div", { class: "sk-hint" }, "Hover a token for the activation without it · click to pin"));
-  }
-  draw();
-  let pending = false;
-  const off = listen(model, ["tokens", "delta", "ablated", "activation_full", "feature_id", "sae_name", "label", "vmax", "mode", "title"], () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => { pending = false; draw(); });
   });
-  return () => { off(); tip.destroy(); };
 }
 
 export default { render };

@@ -1,7 +1,7 @@
 // FeatureCard: one feature's dashboard (Neuronpedia-style).
 import {
-  h, s, add, clear, f32, f64, u8, fmt, pct, heatRGB, signedRGB, css, inkFor,
-  tokenContent, visibleToken, Tooltip, listen, requestFeature,
+  h, s, add, clear, f32, f64, u8, fmt, pct, heatRGB, css, visibleToken, tokenSpan, Tooltip,
+  featureHead, logitsPanel, redrawOnChange, requestFeature,
 } from "./_common.js";
 import { linear, niceTicks, xAxis, yAxis } from "./_svg.js";
 
@@ -35,29 +35,6 @@ function histogram(model) {
   svg.append(xAxis(x, H - B, niceTicks(edges[0], edges[edges.length - 1], 5), { label: model.get("hist_xlabel") }));
   return h("div", { class: "sk-panel sk-hist" },
     h("div", { class: "sk-sec-title" }, "Histogram"), svg);
-}
-
-function logitColumn(title, rows, maxAbs) {
-  return h("div", {},
-    h("div", { class: "sk-sec-title" }, title),
-    rows.length ? rows.map(([tok, v]) => {
-      const rgb = signedRGB(maxAbs > 0 ? v / maxAbs : 0);
-      return h("div", { class: "sk-logit-row" },
-        h("span", { class: "sk-logit-tok", title: visibleToken(tok),
-          style: { background: css(rgb), color: inkFor(rgb) } }, visibleToken(tok)),
-        h("span", { class: "sk-num" }, fmt(v)));
-    }) : h("div", { class: "sk-empty" }, "none"));
-}
-
-function logits(model) {
-  const top = model.get("top_logits") || [];
-  const bottom = model.get("bottom_logits") || [];
-  if (!top.length && !bottom.length) return null;
-  const maxAbs = Math.max(0, ...top.map((r) => Math.abs(r[1])), ...bottom.map((r) => Math.abs(r[1])));
-  return h("div", { class: "sk-panel" },
-    h("div", { class: "sk-logits" },
-      logitColumn("Negative logits", bottom, maxAbs),
-      logitColumn("Positive logits", top, maxAbs)));
 }
 
 function neighbours(model) {
@@ -97,20 +74,14 @@ function examples(model, tip) {
     }
     const text = h("div", { class: "sk-ex-text" });
     tokens.forEach((tok, i) => {
-      const a = acts[base + i];
-      const span = h("span", { class: "sk-tok" + (mask[base + i] ? " sk-masked" : "") + (i === peakAt && peak > 0 ? " sk-max" : "") },
-        tokenContent(tok));
-      if (!mask[base + i]) {
-        const rgb = heatRGB(max > 0 ? Math.max(0, a) / max : 0);
-        span.style.background = css(rgb);
-        span.style.color = inkFor(rgb);
-      }
-      span.addEventListener("mouseenter", () => tip.show(span, h("div", {},
+      const a = acts[base + i], masked = mask[base + i];
+      const span = tokenSpan(tok, masked ? null : heatRGB(max > 0 ? Math.max(0, a) / max : 0),
+        [masked && "sk-masked", i === peakAt && peak > 0 && "sk-max"]);
+      tip.attach(span, () => h("div", {},
         h("div", { class: "sk-tip-head" }, h("code", { class: "sk-tip-token" }, visibleToken(tok))),
-        mask[base + i] ? h("div", { class: "sk-muted" }, "masked (special token)")
+        masked ? h("div", { class: "sk-muted" }, "masked (special token)")
           : h("div", {}, "activation ", h("b", { class: "sk-num" }, fmt(a)),
-            max > 0 ? h("span", { class: "sk-muted" }, ` (${Math.round((100 * a) / max)}% of max)`) : null))));
-      span.addEventListener("mouseleave", () => tip.scheduleHide());
+            max > 0 ? h("span", { class: "sk-muted" }, ` (${Math.round((100 * a) / max)}% of max)`) : null)));
       add(text, span);
     });
     add(out, h("div", { class: "sk-ex" }, h("div", { class: "sk-ex-max" }, peak > -Infinity ? fmt(peak) : "–"), text));
@@ -129,26 +100,17 @@ function render({ model, el }) {
   function draw() {
     tip.hide();
     clear(content);
-    const sae = model.get("sae_name");
     add(content,
-      h("div", { class: "sk-card-head" },
-        h("span", { class: "sk-card-id" }, `Feature #${model.get("feature_id")}`),
-        sae ? h("span", { class: "sk-card-sae" }, sae) : null,
-        model.get("label") ? h("span", { class: "sk-card-label" }, model.get("label")) : null),
+      featureHead(model),
       h("div", { class: "sk-stats" }, (model.get("stats") || []).map(statBox)),
       h("div", { class: "sk-card-grid" },
-        h("div", {}, histogram(model), logits(model), neighbours(model)),
+        h("div", {}, histogram(model), logitsPanel(model), neighbours(model)),
         h("div", {}, examples(model, tip))));
   }
   draw();
   const names = ["feature_id", "label", "sae_name", "stats", "groups", "ex_tokens", "ex_group", "ex_acts",
     "ex_mask", "scale_max", "hist_edges", "hist_counts", "hist_xlabel", "top_logits", "bottom_logits", "neighbours"];
-  let pending = false;
-  const off = listen(model, names, () => {
-    if (pending) return;   // many traits change at once in update(): draw once
-    pending = true;
-    queueMicrotask(() => { pending = false; draw(); });
-  });
+  const off = redrawOnChange(model, names, draw);
   return () => { off(); tip.destroy(); };
 }
 

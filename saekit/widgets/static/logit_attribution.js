@@ -2,9 +2,13 @@
 // token's log-likelihood (from ablation) as a coloured underline; logit effects and an
 // attribution ranking beside it. Blue = the feature makes the token more likely.
 import {
-  h, add, clear, f32, i32, u8, fmt, heatRGB, signedRGB, css, inkFor, tokenContent, visibleToken,
-  Tooltip, listen, requestFeature,
+  h, add, f32, i32, u8, fmt, heatRGB, signedRGB, css, visibleToken, tokenSpan, featureHead, logitsPanel,
+  mountView, requestFeature,
 } from "./_common.js";
+
+const TRAITS = ["tokens", "acts", "mask", "effect", "has_effect", "act_max", "effect_max", "feature_id",
+  "sae_name", "label", "title", "top_logits", "bottom_logits", "attr_target", "attr_token", "attr_features",
+  "attr_values", "attr_acts", "feature_labels", "can_choose", "busy", "error"];
 
 function readData(model) {
   return {
@@ -68,27 +72,6 @@ function tipContent(model, data, i) {
   return box;
 }
 
-function logitColumn(title, rows, maxAbs) {
-  return h("div", {},
-    h("div", { class: "sk-sec-title" }, title),
-    rows.length ? rows.map(([tok, v]) => {
-      const rgb = signedRGB(maxAbs > 0 ? v / maxAbs : 0);
-      return h("div", { class: "sk-logit-row" },
-        h("span", { class: "sk-logit-tok", title: visibleToken(tok), style: { background: css(rgb), color: inkFor(rgb) } },
-          visibleToken(tok)),
-        h("span", { class: "sk-num" }, fmt(v)));
-    }) : h("div", { class: "sk-empty" }, "none"));
-}
-
-function logits(model) {
-  const top = model.get("top_logits") || [];
-  const bottom = model.get("bottom_logits") || [];
-  if (!top.length && !bottom.length) return null;
-  const maxAbs = Math.max(0, ...top.map((r) => Math.abs(r[1])), ...bottom.map((r) => Math.abs(r[1])));
-  return h("div", { class: "sk-panel" },
-    h("div", { class: "sk-logits" }, logitColumn("Negative logits", bottom, maxAbs), logitColumn("Positive logits", top, maxAbs)));
-}
-
 function attribution(model) {
   const target = model.get("attr_target");
   const labels = model.get("feature_labels") || {};
@@ -130,66 +113,40 @@ function attribution(model) {
 }
 
 function render({ model, el }) {
-  const root = h("div", { class: "sk-root sk-la" });
-  el.appendChild(root);
-  const tip = new Tooltip(root);
-  function draw() {
-    tip.hide();
-    clear(root);
+  return mountView(model, el, "sk-la", TRAITS, (root, tip) => {
     const data = readData(model);
-    const title = model.get("title"), sae = model.get("sae_name"), label = model.get("label");
+    const title = model.get("title");
     if (title) add(root, h("div", { class: "sk-title" }, title));
-    add(root, h("div", { class: "sk-card-head" },
-      h("span", { class: "sk-card-id" }, `Feature #${model.get("feature_id")}`),
-      sae ? h("span", { class: "sk-card-sae" }, sae) : null,
-      label ? h("span", { class: "sk-card-label" }, label) : null,
-      h("span", { class: "sk-muted" }, "logit attribution")));
+    add(root, featureHead(model, "logit attribution"));
     add(root, legend(data));
     const choose = model.get("can_choose") && !model.get("_offline");
     const text = h("div", { class: "sk-doc-text sk-la-text" + (choose ? " sk-la-clickable" : "") });
     const target = model.get("attr_token");
     data.tokens.forEach((tok, i) => {
-      const span = h("span", { class: "sk-tok" + (data.mask[i] ? " sk-masked" : "") + (i === target ? " sk-la-target" : ""), "data-i": i },
-        tokenContent(tok));
-      if (!data.mask[i]) {
-        const rgb = heatRGB(data.actMax > 0 ? Math.max(0, data.acts[i]) / data.actMax : 0);
-        span.style.background = css(rgb);
-        span.style.color = inkFor(rgb);
-      }
+      const rgb = data.mask[i] ? null : heatRGB(data.actMax > 0 ? Math.max(0, data.acts[i]) / data.actMax : 0);
+      const span = tokenSpan(tok, rgb, [data.mask[i] && "sk-masked", i === target && "sk-la-target"], { "data-i": i });
       const u = data.has[i] ? underline(data.effect[i], data.effMax) : null;
       if (u) {
         span.style.boxShadow = `inset 0 -${u.px}px 0 ${css(u.rgb)}`;
         span.dataset.effect = data.effect[i] < 0 ? "up" : "down";
       }
-      span.addEventListener("mouseenter", () => tip.show(span, tipContent(model, data, i)));
-      span.addEventListener("mouseleave", () => tip.scheduleHide());
+      const content = () => tipContent(model, data, i);
+      tip.attach(span, content);
       span.addEventListener("click", (ev) => {
         ev.stopPropagation();
         if (choose && i >= 1) model.send({ type: "choose_prediction", token: i });
-        else if (tip.pinned && tip.anchor === span) tip.unpin();
-        else tip.show(span, tipContent(model, data, i), { pin: true });
+        else tip.togglePin(span, content);
       });
       add(text, span);
     });
     const err = model.get("error");
     add(root, h("div", { class: "sk-la-grid" },
       h("div", {}, text, err ? h("div", { class: "sk-error" }, err) : null),
-      h("div", {}, logits(model), attribution(model))),
+      h("div", {}, logitsPanel(model), attribution(model))),
     h("div", { class: "sk-hint" }, choose
       ? "Hover a token for its activation and effect · click a token to rank the features that predict it · click a feature id to show it"
       : "Hover a token for its activation and effect · click a feature id to open it"));
-  }
-  draw();
-  let pending = false;
-  const names = ["tokens", "acts", "mask", "effect", "has_effect", "act_max", "effect_max", "feature_id", "sae_name",
-    "label", "title", "top_logits", "bottom_logits", "attr_target", "attr_token", "attr_features", "attr_values",
-    "attr_acts", "feature_labels", "can_choose", "busy", "error"];
-  const off = listen(model, names, () => {
-    if (pending) return;
-    pending = true;
-    queueMicrotask(() => { pending = false; draw(); });
   });
-  return () => { off(); tip.destroy(); };
 }
 
 export default { render };

@@ -179,19 +179,30 @@ def max_cosine_vs_smallest(saes: Mapping[str, SAE]) -> go.Figure:
     return max_cosine_histograms(groups)
 
 
-def attribution_vs_ablation(check: AttributionCheck) -> go.Figure:
-    """Predicted (attribution) against actual (ablation) change of the target logit, with y = x."""
+def attribution_vs_ablation(check: AttributionCheck, labels: int = 4) -> go.Figure:
+    """Predicted (attribution) against actual (ablation) change of the target logit, with y = x.
+
+    Args:
+        check: ``check_attributions(...)`` output.
+        labels: label the points of this many largest actual changes ``#feature@pos``
+            (all labels overlap at column width; hover shows every point's).
+    """
     frame = check.frame
     go = _go()
+    names = [f"#{f}@{p}" for f, p in zip(frame["feature"], frame["pos"])]
+    loudest = set(frame["actual_change"].abs().nlargest(labels).index)
+    text = [n if i in loudest else "" for i, n in zip(frame.index, names)]
     fig = go.Figure(go.Scatter(x=frame["predicted_change"], y=frame["actual_change"], mode="markers+text",
-                               text=[f"#{f}@{p}" for f, p in zip(frame["feature"], frame["pos"])],
-                               textposition="top center", marker_color=_PALETTE[0], name="feature"))
+                               text=text, hovertext=names, textposition="middle right",
+                               marker_color=_PALETTE[0], name="feature"))
     both = np.concatenate([frame["predicted_change"].to_numpy(), frame["actual_change"].to_numpy()])
-    lim = [float(both.min()), float(both.max())]
-    fig.add_trace(go.Scatter(x=lim, y=lim, mode="lines", line=dict(dash="dot", color="grey"), name="y = x"))
+    lo, hi = float(both.min()), float(both.max())
+    pad = 0.15 * (hi - lo or 1.0)
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dot", color="grey"),
+                             name="y = x"))
     fig.update_layout(xaxis_title="predicted change of the logit (−attribution)",
                       yaxis_title="actual change when ablated", showlegend=False,
-                      title=f"r = {check.correlation:.2f}")
+                      title=f"r = {check.correlation:.2f}", xaxis_range=[lo - pad, hi + 2 * pad])
     return fig
 
 

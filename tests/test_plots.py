@@ -131,8 +131,10 @@ def test_attribution_and_neuron_figures() -> None:
 
     frame = pd.DataFrame({"feature": [3, 7], "pos": [1, 4], "predicted_change": [-1.0, 0.5],
                           "actual_change": [-0.8, 0.7]})
-    fig = plots.attribution_vs_ablation(AttributionCheck(frame, 0.97, 2.0))
-    assert list(fig.data[0].text) == ["#3@1", "#7@4"] and fig.layout.title.text == "r = 0.97"
+    fig = plots.attribution_vs_ablation(AttributionCheck(frame, 0.97, 2.0), labels=1)
+    assert list(fig.data[0].text) == ["#3@1", ""]  # only the largest change is labelled
+    assert fig.layout.title.text == "r = 0.97"
+    assert list(fig.data[0].hovertext) == ["#3@1", "#7@4"]
     assert list(fig.data[1].x) == [-1.0, 0.7]  # the y = x line spans both axes' values
     neurons = pd.DataFrame({"neuron": [5, 2, 9], "mass": [0.5, 0.3, 0.2]})
     basis = NeuronBasis(1, "resid_post.0", "mlp_neurons.0", neurons, pd.DataFrame(), 0.7, 2.6, 1.0,

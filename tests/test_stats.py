@@ -287,6 +287,21 @@ def test_feature_view_and_card_dict(small_stats: FeatureStats) -> None:
     assert repr(small_stats).startswith("FeatureStats over 180 tokens from 12 texts")
 
 
+def test_peak_tokens_equal_the_examples_modal_token(small_stats: FeatureStats) -> None:
+    peaks = small_stats.peak_tokens("x")
+    assert list(peaks.columns) == ["token", "share", "n", "density"] and peaks.index.name == "feature"
+    for f in peaks.index[:5]:
+        view = small_stats.feature("x", int(f))
+        words = [e.tokens[e.max_index].strip().lower() for e in view.top]
+        best = max(set(words), key=words.count)
+        row = peaks.loc[f]
+        assert row["n"] == len(words) and row["share"] == pytest.approx(words.count(best) / len(words))
+        assert words.count(row["token"]) == words.count(best)  # a most common token (ties: any)
+        assert row["density"] == pytest.approx(view.density)
+    never = small_stats.summary.query("sae == 'x' and n_active == 0")["feature"]
+    assert not set(never) & set(peaks.index)
+
+
 def test_save_load_round_trip(small_stats: FeatureStats, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = small_stats.save(tmp_path / "stats")
     assert sorted(p.name for p in path.iterdir()) == [

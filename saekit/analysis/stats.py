@@ -174,6 +174,33 @@ class FeatureStats:
             random=pick("random", -1), hist_edges=edges, hist_counts=counts,
         )
 
+    def peak_tokens(self, sae: str | int, kind: str = "top") -> pd.DataFrame:
+        """Per feature, the token its ``kind`` examples most often peak on.
+
+        A feature whose top examples agree on one word is a token-level feature, the
+        easiest kind to check (quantile share, vocabulary sweep). Tokens are compared
+        stripped and lower-cased (``" The"`` and ``"the"`` agree).
+
+        Returns:
+            DataFrame indexed by ``feature`` with ``token`` (the most common peak token),
+            ``share`` (of the examples peaking on it), ``n`` (examples) and ``density``;
+            features with no examples of that kind are left out.
+
+        Example:
+            >>> stats.peak_tokens("topk-1152").query("n >= 20").nlargest(5, "share")
+        """
+        name = self._name(sae)
+        ex = self.examples[(self.examples["sae"] == name) & (self.examples["kind"] == kind)]
+        ids = self.window_tokens[ex["example"].to_numpy(), self.context[0]]  # [n_examples]
+        words = pd.Series([self.vocab[int(i)].strip().lower() for i in ids], index=ex.index)
+        grouped = words.groupby(ex["feature"].to_numpy())
+        top = grouped.agg(lambda w: w.value_counts().index[0])
+        out = pd.DataFrame({"token": top, "share": grouped.agg(lambda w: w.value_counts().iloc[0] / len(w)),
+                            "n": grouped.size()})
+        out.index.name = "feature"
+        density = self.summary[self.summary["sae"] == name].set_index("feature")["density"]
+        return out.join(density)
+
     def density_histogram(self, sae: str | int, n_bins: int = 40) -> pd.DataFrame:
         """Histogram of log10 density over the SAE's features that were ever active.
 

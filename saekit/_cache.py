@@ -201,7 +201,8 @@ def cache_activations(
     dropped = 0  # outlier tokens left out of ``buf``
     for lo in range(meta["next_doc"], len(texts), docs_per_step):
         hi = min(lo + docs_per_step, len(texts))
-        part = model.activations(texts[lo:hi], [site], progress=False, **kw)
+        part = model.activations(texts[lo:hi], [site], progress=False, sort_rows=True, **kw)
+        part = _in_text_order(part)  # rows were batched by length
         keep = _typical_norm(part[site], max_norm_ratio)  # [n] bool
         dropped += int((~keep).sum())
         buf.append(Activations({site: part[site][keep]}, part.token_ids[keep], part.doc[keep] + lo,
@@ -214,6 +215,13 @@ def cache_activations(
     meta["complete"] = True
     _atomic_write_bytes(folder / _META, json.dumps(meta, indent=1).encode())
     return ActivationCache(folder)
+
+
+def _in_text_order(a: Activations) -> Activations:
+    """Tokens sorted by (doc, pos), undoing ``sort_rows``' length order."""
+    order = torch.argsort(a.doc * (int(a.pos.max()) + 1 if len(a) else 1) + a.pos)
+    acts = {s: x[order] for s, x in a.acts.items()}
+    return Activations(acts, a.token_ids[order], a.doc[order], a.pos[order])
 
 
 def _typical_norm(x: Tensor, ratio: float | None) -> Tensor:

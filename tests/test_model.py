@@ -92,6 +92,21 @@ def test_follow_on_rows_see_context_and_emit_each_token_once(tiny_llama: saekit.
     torch.testing.assert_close(acts["resid_post.1"][acts.pos == 1 + off + ctx][0], out[1 + ctx])
 
 
+def test_sorted_rows_give_the_same_tokens_with_less_padding(tiny_llama: saekit.Model) -> None:
+    texts = [" ".join(_tiny.CORPUS[: 1 + i % 4]) for i in range(12)]  # four lengths, mixed
+    plain = list(tiny_llama.batches(texts, batch_size=4, max_length=24))
+    srt = list(tiny_llama.batches(texts, batch_size=4, max_length=24, sort_rows=True))
+    assert sum(b.attention_mask.numel() for b in srt) < sum(b.attention_mask.numel() for b in plain)
+    rows = lambda bs: sorted((int(d), int(o)) for b in bs for d, o in zip(b.doc, b.offset))  # noqa: E731
+    assert rows(srt) == rows(plain)
+    kw = dict(max_length=24, batch_size=4, progress=False)
+    a = tiny_llama.activations(texts, "resid_post.1", **kw)
+    b = tiny_llama.activations(texts, "resid_post.1", sort_rows=True, **kw)
+    order = torch.argsort(b.doc * 1000 + b.pos)
+    assert b.doc[order].tolist() == a.doc.tolist() and b.pos[order].tolist() == a.pos.tolist()
+    torch.testing.assert_close(b["resid_post.1"][order], a["resid_post.1"], atol=1e-5, rtol=1e-5)
+
+
 def test_fresh_mask_drops_padding_and_repeated_context(tiny_llama: saekit.Model) -> None:
     text = " ".join(_tiny.CORPUS)
     (batch,) = list(tiny_llama.batches([text, "The cat"], batch_size=64, max_length=16))

@@ -105,11 +105,13 @@ def evaluate(
     SAEs are spliced, and sites ablated, at every real token but BOS and other special
     tokens (the BOS attention sink is not what SAEs are trained on), as in SAELens.
     Texts longer than ``max_length`` are chunked with a little repeated context
-    (see :meth:`Model.batches`); each token and each prediction is counted once.
+    (see :meth:`Model.batches`); each token and each prediction is counted once. Rows
+    are batched by length (less padding); every number is a sum over tokens, so the
+    order does not matter.
     """
     saes = _check(model, saes)
     names = [_name(s, i) for i, s in enumerate(saes)]
-    batches = list(model.batches(texts, batch_size=batch_size, max_length=max_length))
+    batches = list(model.batches(texts, batch_size=batch_size, max_length=max_length, sort_rows=True))
     means = _site_means(model, saes, batches)
     stats = [_SAEStats(s.d_sae, s.d_in) for s in saes]
     clean, n_pred = 0.0, 0

@@ -147,8 +147,8 @@ class Model:
         Follow-on rows of a chunked text repeat a little context from the row before;
         use :meth:`TokenBatch.fresh` to count each token once (see ``saekit._tokens``).
         With ``sort_rows``, all rows of ``texts`` are tokenised first and batched by
-        length, so little compute goes to padding (texts of mixed length: ~1.4x fewer
-        padded tokens on the default corpus); rows then come in length order.
+        length, so little compute goes to padding (default corpus, 64 texts at a time:
+        a batch holds 1.10x its real tokens instead of 1.41x); rows come in length order.
         """
         texts = check_texts(texts)
         max_length = self._check_length(max_length)
@@ -164,7 +164,7 @@ class Model:
                 yield pad_rows(rows[:batch_size], pad or 0, prefix)
                 rows = rows[batch_size:]
         if sort_rows:
-            rows.sort(key=lambda r: len(r[0]))  # stable: a text's rows keep their order
+            rows.sort(key=lambda r: len(r[0]))  # a text's rows may part: doc/offset say where each is from
         for lo in range(0, len(rows), batch_size):
             yield pad_rows(rows[lo : lo + batch_size], pad or 0, prefix)
 

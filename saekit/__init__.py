@@ -6,7 +6,8 @@ Example:
     >>> acts = model.activations(saekit.default_corpus(8), ["resid_post.15"])
 
 Importing saekit loads no widget or plotting code: views live in
-:mod:`saekit.widgets` and :mod:`saekit.explore`, export in :mod:`saekit.figures`.
+:mod:`saekit.widgets` and :mod:`saekit.explore`, figure builders in :mod:`saekit.plots`,
+export in :mod:`saekit.figures`.
 """
 
 from saekit import analysis

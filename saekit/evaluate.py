@@ -125,12 +125,12 @@ def evaluate(
         clean_lp = F.log_softmax(run.logits.float(), -1)
         clean += float(loss[valid].sum())
         n_pred += int(valid.sum())
+        where = _content(model, b)  # [batch, pos]: where SAEs are spliced and sites ablated
         for site in sorted(means):
-            where = _content(model, b)
             zero[site] += _site_loss(model, b, {site: zero_ablation_edit(where)})
             mean[site] += _site_loss(model, b, {site: mean_ablation_edit(means[site], where)})
         for sae, st in zip(saes, stats):
-            _accumulate(model, sae, st, b, run.acts[sae.cfg.site], clean_lp, valid)
+            _accumulate(model, sae, st, b, where, run.acts[sae.cfg.site], clean_lp, valid)
     return _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold)
 
 
@@ -167,9 +167,8 @@ def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]
     return float(loss[valid].sum())
 
 
-def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, x: Tensor, clean_lp: Tensor,  # type: ignore[no-untyped-def]
-                valid: Tensor) -> None:
-    keep = _content(model, b)
+def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, keep: Tensor, x: Tensor,  # type: ignore[no-untyped-def]
+                clean_lp: Tensor, valid: Tensor) -> None:
     with torch.inference_mode():
         xs = x[keep.to(x.device)].to(sae.device)
         codes = sae.encode(xs)

@@ -184,11 +184,10 @@ def _recolour(fig: go.Figure) -> None:
         key = trace.legendgroup or f"#{n}"
         g = groups.setdefault(key, len(groups))
         colour, dash = COLORWAY[g % len(COLORWAY)], DASHES[g % len(DASHES)]
-        line = getattr(trace, "line", None)
-        if line is not None and trace.type == "scatter":
-            explicit = line.color is not None and str(line.color).lower() not in screen
-            trace.line.color = paper(line.color, colour) if explicit else colour
-            if not explicit and line.dash is None:
+        if trace.type == "scatter":
+            own = trace.line.color is not None and str(trace.line.color).lower() not in screen  # e.g. grey
+            trace.line.color = paper(trace.line.color, colour)
+            if not own and trace.line.dash is None:
                 trace.line.dash = dash
         marker = getattr(trace, "marker", None)
         if marker is not None:

@@ -154,10 +154,11 @@ class _Run:
         saes = with_provenance(build_saes(_as_list(specs), int(meta["d_in"]), self.cfg), source)
         names = member_names(saes)
         shapes = [_shape(s.cfg.to_dict()) for s in saes]
-        if names != meta["names"] or shapes != [_shape(c) for c in meta["sae_configs"]]:
+        saved = [_shape(c) for c in meta["sae_configs"]]
+        if names != meta["names"] or shapes != saved:
             raise SaekitError(
                 f"Checkpoint {ckpt} trained SAEs {meta['names']} "
-                f"{[_shape(c) for c in meta['sae_configs']]}, but this call asks for {names} "
+                f"{saved}, but this call asks for {names} "
                 f"{shapes}. Pass the same SAE list to resume, or use a new checkpoint_dir."
             )
         self.members = [make_member(n, s, self.cfg, self.device) for n, s in zip(names, saes, strict=True)]

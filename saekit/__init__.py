@@ -37,6 +37,7 @@ from saekit.errors import (
     SiteError,
 )
 from saekit.evaluate import evaluate
+from saekit.ids import FeatureRef, name_saes, sae_name
 from saekit.model import Model, RunResult, load_model
 from saekit.sae import (
     SAE,
@@ -60,6 +61,7 @@ __all__ = [
     "Activations",
     "BatchTopKSAE",
     "CompatibilityError",
+    "FeatureRef",
     "FeatureStats",
     "FormatError",
     "JumpReLUSAE",
@@ -89,11 +91,13 @@ __all__ = [
     "load_model",
     "load_sae",
     "logit_effects",
+    "name_saes",
     "mean_ablation_edit",
     "neuron_basis",
     "pydoc_texts",
     "reconstruction_edit",
     "sae_edit",
+    "sae_name",
     "save_sae",
     "shakespeare_texts",
     "steer",

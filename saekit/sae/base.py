@@ -39,7 +39,10 @@ class SAEConfig:
         model_name: the model the SAE was trained on (``""`` if unknown).
         site: saekit site name (``"resid_post.15"``), ``""`` if unknown.
         dtype: parameter dtype, as a string (``"float32"``).
-        training: free-form training settings (lr, l1 coefficient, tokens, seed...).
+        training: how it was trained (lr, l1 coefficient, tokens, seed...), and for a
+            loaded file its ``source_format``, ``source_path`` and foreign metadata.
+        name: the SAE's name (see :func:`saekit.ids.sae_name`); ``""``: named from its
+            architecture, size and site.
     """
 
     d_in: int
@@ -50,6 +53,7 @@ class SAEConfig:
     site: str = ""
     dtype: str = "float32"
     training: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
 
     def replace(self, **changes: Any) -> SAEConfig:
         """A copy with some fields changed."""

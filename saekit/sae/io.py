@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from saekit._boundary import finite_weights
 from saekit.errors import FormatError
 from saekit.sae.base import SAE
 from saekit.sae.formats import FORMATS, saelens
@@ -32,6 +33,8 @@ def load_sae(
     path: PathLike,
     features: Sequence[int] | None = None,
     device: str | torch.device | None = None,
+    *,
+    allow_nonfinite: bool = False,
 ) -> SAE:
     """Load an SAE, detecting its format from the files present.
 
@@ -46,6 +49,8 @@ def load_sae(
             ``d_sae == len(features)``; ``cfg.training["feature_indices"]`` maps its
             features back to the original ones.
         device: where to put the SAE (default: CPU).
+        allow_nonfinite: load weights holding NaN or inf (refused by default: every
+            output of such an SAE would be NaN).
 
     Returns:
         The SAE in eval mode; ``cfg.training["source_format"]`` names the format.
@@ -63,7 +68,10 @@ def load_sae(
     for fmt in FORMATS:
         weights = fmt.find(p)
         if weights is not None:
-            return fmt.load(weights, features=features, device=device)
+            sae = fmt.load(weights, features=features, device=device)
+            if not allow_nonfinite:
+                finite_weights(sae, str(p))
+            return sae
     raise FormatError(_unknown_message(p))
 
 

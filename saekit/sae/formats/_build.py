@@ -54,6 +54,7 @@ class Meta:
     model_name: str = ""
     site: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
 
 
 def find_beside_cfg(path: Path, weights: str, cfg: str) -> Path | None:
@@ -139,6 +140,7 @@ def build_sae(
     cfg = SAEConfig(
         d_in=d_in, d_sae=n, architecture=meta.architecture, k=k, model_name=meta.model_name,
         site=meta.site, dtype=str(dtype).removeprefix("torch."), training=training,
+        name=meta.name,
     )
     state = {"W_enc": w.W_enc, "b_enc": w.b_enc, "W_dec": w.W_dec, "b_dec": w.b_dec}
     if w.threshold is not None:

@@ -231,7 +231,7 @@ def _meta(
         if value not in (None, "none"):
             train[key] = value
     return Meta(architecture=arch, k=_k(cfg, md, arch, path), model_name=str(
-        md.get("model_name") or ""), site=site, training=train)
+        md.get("model_name") or ""), site=site, training=train, name=str(md.get("saekit_name") or ""))
 
 
 def _k(cfg: dict[str, Any], md: dict[str, Any], arch: str, path: Path) -> int | None:
@@ -256,7 +256,7 @@ def _batchtopk_threshold(meta: Meta, w: Weights, t: dict[str, Tensor]) -> tuple[
     if bool((thr == thr[0]).all()):
         return meta, Weights(w.W_enc, w.b_enc, w.W_dec, w.b_dec, thr[0].float())
     training = dict(meta.training, trained_as="batchtopk")
-    return Meta("jumprelu", None, meta.model_name, meta.site, training), w
+    return Meta("jumprelu", None, meta.model_name, meta.site, training, meta.name), w
 
 
 # --- writing -------------------------------------------------------------------------
@@ -280,6 +280,8 @@ def _cfg_out(sae: SAE) -> dict[str, Any]:
     hook = site_to_hook(c.site) or str(c.training.get("hook_name") or c.site)
     md.update(model_name=c.model_name, hook_name=hook, sae_lens_version=FORMAT_VERSION,
               saekit_site=c.site, saekit_training=_jsonable(training))
+    if c.name:
+        md["saekit_name"] = c.name
     md.setdefault("hook_head_index", None)
     cfg: dict[str, Any] = {
         "architecture": _ARCH_OUT[sae.architecture], "d_in": c.d_in, "d_sae": c.d_sae,

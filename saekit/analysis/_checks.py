@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from saekit import _boundary
 from saekit.errors import CompatibilityError, SaekitError
 from saekit.model import Model
 from saekit.sae.base import SAE
@@ -55,18 +55,13 @@ def sae_site(model: Model, sae: SAE) -> str:
     return site
 
 
-def feature_ids(sae: SAE, features: int | Iterable[int]) -> list[int]:
-    """Feature indices as a list of ints, each checked to be in ``0..d_sae-1``."""
-    feats = [features] if isinstance(features, int) else [int(f) for f in features]
-    if not feats:
-        raise SaekitError("No features given. Pass a feature index or a list of them, e.g. [12, 40].")
-    bad = [f for f in feats if not 0 <= f < sae.d_sae]
-    if bad:
-        raise CompatibilityError(
-            f"Feature ids {bad} are out of range for an SAE with d_sae={sae.d_sae} "
-            f"(valid: 0..{sae.d_sae - 1})."
-        )
-    return feats
+def feature_ids(sae: SAE, features: object) -> list[int]:
+    """Feature indices as a list of ints, each checked to be in ``0..d_sae-1``.
+
+    Ints, numpy integers and :class:`~saekit.ids.FeatureRef` are accepted (one or a
+    list); strings, floats and bools are refused (see :mod:`saekit._boundary`).
+    """
+    return _boundary.feature_ids(features, sae.d_sae)
 
 
 def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
@@ -111,10 +106,5 @@ def special_mask(model: Model, ids: Tensor) -> Tensor:
 
 
 def finite_values(values: Mapping[int, float], what: str) -> dict[int, float]:
-    """Refuse NaN / infinite values (clamps, scales)."""
-    bad = {f: v for f, v in values.items() if not math.isfinite(float(v))}
-    if bad:
-        raise SaekitError(
-            f"{what} values must be finite numbers; got {bad}. Use e.g. {{feature: 10.0}}."
-        )
-    return {int(f): float(v) for f, v in values.items()}
+    """Refuse NaN / infinite values (clamps, scales) and non-integer feature ids."""
+    return _boundary.feature_values(values, what)

@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from saekit import _boundary
 from saekit._tokens import check_texts
-from saekit.analysis._checks import feature_ids, finite_values, sae_site
+from saekit.analysis._checks import sae_site
 from saekit.errors import SaekitError
 from saekit.model import Edit, Model
 from saekit.sae.base import SAE
@@ -48,8 +49,7 @@ def steering_edit(sae: SAE, features: Mapping[int, float], mode: str = "clamp") 
         raise SaekitError(f"mode must be one of {MODES}, got {mode!r}.")
     if not features:
         raise SaekitError("No features to steer. Pass features={feature: value}, e.g. {123: 10.0}.")
-    values = finite_values(features, f"Steering ({mode})")
-    feature_ids(sae, values)
+    values = _boundary.feature_values(features, f"Steering ({mode})", sae.d_sae)
     return sae_edit(sae, **{mode: values})
 
 

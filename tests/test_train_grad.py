@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import Tensor
 
 from saekit.sae import SAE, BatchTopKSAE, JumpReLUSAE, ReLUSAE, SAEConfig, TopKSAE
@@ -90,3 +92,31 @@ def test_relu_objective_leaves_the_gradient_alone() -> None:
     sae.W_dec.grad = along + perp
     objective_for(sae, TrainConfig()).before_step(sae)
     torch.testing.assert_close(sae.W_dec.grad, along + perp, rtol=0, atol=0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    d_sae=st.integers(1, 6), d_in=st.integers(2, 6), seed=st.integers(0, 2**16),
+    norm=st.floats(1e-2, 1e2), grad_scale=st.floats(1e-3, 1e3),
+)
+def test_projection_properties(d_sae: int, d_in: int, seed: int, norm: float, grad_scale: float) -> None:
+    """For any rows and gradient: what is kept is perpendicular to its row, what is removed
+    is parallel to it, and projecting twice changes nothing."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d_sae, d_in, generator=g, dtype=torch.float64)
+    w = w / w.norm(dim=-1, keepdim=True) * norm
+    grad = torch.randn(d_sae, d_in, generator=g, dtype=torch.float64) * grad_scale
+    sae = TopKSAE(SAEConfig(d_in=d_in, d_sae=d_sae, k=1, dtype="float64"))
+    with torch.no_grad():
+        sae.W_dec.copy_(w)
+    sae.W_dec.grad = grad.clone()
+    sae.remove_parallel_decoder_grad()
+    kept = sae.W_dec.grad.clone()
+    u = w / norm
+    removed = grad - kept
+    tol = 1e-9 * grad_scale
+    assert (kept * u).sum(-1).abs().max() <= tol  # perpendicular
+    assert (removed - (removed * u).sum(-1, keepdim=True) * u).abs().max() <= tol  # parallel
+    assert kept.norm(dim=-1).sub(grad.norm(dim=-1)).max() <= tol  # a projection never grows it
+    sae.remove_parallel_decoder_grad()
+    torch.testing.assert_close(sae.W_dec.grad, kept, rtol=0, atol=tol)

@@ -5,6 +5,8 @@
 3. plain HF full forward with the same hook (no early stop).
 
 Prints tokens/s for each and the ratios. Goals: saekit within 5% of (2); (2)/(3) ~2x.
+Exits 1 when saekit misses its goal (time ratio saekit / (2) above 1.05) or reads other
+activations than the HF hook; (2)/(3) is HF's own speed-up, printed for reference.
 
     python benchmarks/bench_activations.py [--tokens 16384] [--layer 15] [--device auto]
 """
@@ -12,15 +14,38 @@ Prints tokens/s for each and the ratios. Goals: saekit within 5% of (2); (2)/(3)
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
 
 import saekit
 
+GOAL = 1.05  # saekit's time / the early-stopping HF hook's time, at most
+TOLERANCE = 1e-4  # max |saekit - HF hook| of the activations read
+
 
 class _Stop(Exception):
     pass
+
+
+def _max_difference(model: saekit.Model, batch, site: str, layer: int) -> float:  # type: ignore[no-untyped-def]
+    """Largest difference between saekit's activations and the HF hook's on one batch."""
+    module = model.hf.get_submodule(model.structure.layer_path(layer))
+    seen = []
+
+    def hook(mod, args, out):  # type: ignore[no-untyped-def]
+        seen.append(out[0] if isinstance(out, tuple) else out)
+
+    h = module.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            model.hf(batch.input_ids.to(model.device), attention_mask=batch.attention_mask.to(model.device))
+    finally:
+        h.remove()
+    keep = batch.attention_mask.bool().to(model.device)
+    ours = model.run(batch.input_ids, batch.attention_mask, read=[site], logits=False).acts[site]
+    return float((ours[keep].float() - seen[0][keep].float()).abs().max())
 
 
 def _hf_hook(model: saekit.Model, batches, layer: int, stop: bool) -> float:  # type: ignore[no-untyped-def]
@@ -90,6 +115,8 @@ def main() -> None:
     batches = list(model.batches(texts, batch_size=a.batch_size, max_length=a.max_length))
     batches = [b for b in batches if b.input_ids.shape[1] == a.max_length]
     n_tok = sum(int(b.attention_mask.sum()) for b in batches)
+    if not n_tok:
+        sys.exit(f"FAIL: no text of the corpus fills a row of {a.max_length} tokens; lower --max-length.")
     site = f"resid_post.{a.layer}"
     runs: dict[str, list[float]] = {"saekit (early stop)": [], "HF hook (early stop)": [],
                                     "HF hook (full forward)": []}
@@ -105,8 +132,17 @@ def main() -> None:
     t_texts, n_texts = _saekit_texts(model, texts, site, a.batch_size, a.max_length)
     print(f"  {'saekit from texts':<24} {n_texts / t_texts:9.0f} tok/s  (tokenising + chunking included)")
     s, h, f = best.values()
-    print(f"saekit / HF-hook time ratio: {s / h:.3f}  (goal <= 1.05)")
+    print(f"saekit / HF-hook time ratio: {s / h:.3f}  (goal <= {GOAL})")
     print(f"early-stop speed-up (full / early, HF): {f / h:.2f}x;  saekit vs full forward: {f / s:.2f}x")
+    diff = _max_difference(model, batches[0], site, a.layer)
+    print(f"max |saekit - HF hook| activation: {diff:.2e}  (at most {TOLERANCE})")
+    failures = [f"saekit / HF-hook time ratio {s / h:.3f} > {GOAL}"] if s / h > GOAL else []
+    if not n_texts:
+        failures.append("saekit read no tokens from the texts")
+    if not diff <= TOLERANCE:  # also catches NaN
+        failures.append(f"saekit's activations differ from the HF hook's by {diff:.2e}")
+    print("FAIL: " + "; ".join(failures) if failures else "goal met")
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ stop the forward pass there, so the only difference is batching:
   per-token loop of ``model.run`` calls costs, no padding).
 
 Both give the same numbers (checked below). Prints the median times of ``--repeats``
-runs and their ratio (goal: batched at least 5x faster).
+runs and their ratio (goal: batched at least 5x faster). Exits 1 when the goal is
+missed, when the two disagree, or when saekit returns no rows.
 
 Usage:
     python benchmarks/bench_context_ablation.py [--tokens 64] [--repeats 3] [--device auto]
@@ -20,7 +21,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
+import sys
 import time
 
 import torch
@@ -28,6 +31,9 @@ import torch
 import saekit
 from saekit import analysis
 from saekit.sae import SAEConfig, TopKSAE, init_weights
+
+GOAL = 5.0  # loop time / batched time, at least
+TOLERANCE = 1e-3  # max |batched - loop| relative to the largest activation
 
 TEXT = (
     "The history of the city goes back to a small fishing village on the river, where traders "
@@ -74,13 +80,25 @@ def main() -> None:
     t_batch, a = _time(batched, args.repeats)
     t_loop, b = _time(loop, args.repeats)
     diff = float((a.activation_without - b.activation_without).abs().max())  # type: ignore[union-attr]
+    scale = float(b.activation_without.abs().max())  # type: ignore[union-attr]
     print(f"model: {model.name} on {model.device}, torch threads {torch.get_num_threads()}")
     n_var = len(a) // len(feats)  # type: ignore[arg-type]
     print(f"prompt: {ids.numel()} tokens -> {n_var} variants (+ the full context), "
           f"site {args.site}, SAE d_sae={sae.d_sae}, all features read")
     print(f"batched (1 pass):            {t_batch:8.3f} s")
     print(f"loop ({n_var + 1} passes, batch 1):   {t_loop:8.3f} s")
-    print(f"speed-up: {t_loop / t_batch:.1f}x   (max |difference| {diff:.2e})")
+    speed_up = t_loop / t_batch
+    print(f"speed-up: {speed_up:.1f}x (goal >= {GOAL}x)   (max |difference| {diff:.2e}, "
+          f"largest activation {scale:.2e})")
+    failures = []
+    if speed_up < GOAL:
+        failures.append(f"batched is {speed_up:.1f}x faster than the loop, goal {GOAL}x")
+    if not n_var or len(a) != len(b):  # type: ignore[arg-type]
+        failures.append(f"saekit returned {len(a)} batched and {len(b)} loop rows")  # type: ignore[arg-type]
+    if not diff <= TOLERANCE * max(scale, 1.0) or not math.isfinite(scale):  # NaN fails too
+        failures.append(f"batched and loop differ by {diff:.2e}")
+    print("FAIL: " + "; ".join(failures) if failures else "goal met")
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

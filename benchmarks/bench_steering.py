@@ -2,7 +2,8 @@
 
 A slider move regenerates 32 tokens with one feature clamped (SAE spliced with its
 error term at every step). Goal: within 1.2x of plain greedy generation of the same
-32 tokens. Also prints the raw-HF-hook path for reference.
+32 tokens. Also prints the raw-HF-hook path for reference. Exits 1 when the goal is
+missed or when saekit's steered text differs from the raw HF hook's (same edit, greedy).
 
     python benchmarks/bench_steering.py [--tokens 32] [--repeats 3] [--device auto]
 """
@@ -10,6 +11,7 @@ error term at every step). Goal: within 1.2x of plain greedy generation of the s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -17,6 +19,8 @@ import torch
 import saekit
 from saekit.sae import TopKSAE, init_weights
 from saekit.splice import sae_edit
+
+GOAL = 1.2  # steered generation / plain generation (time), at most
 
 
 def _time(fn) -> float:  # type: ignore[no-untyped-def]
@@ -43,15 +47,16 @@ def main() -> None:
     layer = model.hf.get_submodule(model.structure.layer_path(15))
     enc = model._left_padded([prompt])
 
-    def hf_hook() -> None:
+    def hf_hook() -> str:
         h = layer.register_forward_hook(lambda m, args, out: edit(out))
         try:
             with torch.inference_mode():
-                model.hf.generate(enc["input_ids"], attention_mask=enc["attention_mask"],
-                                  max_new_tokens=a.tokens, min_new_tokens=a.tokens, do_sample=False,
-                                  pad_token_id=enc["pad"])
+                ids = model.hf.generate(enc["input_ids"], attention_mask=enc["attention_mask"],
+                                        max_new_tokens=a.tokens, min_new_tokens=a.tokens, do_sample=False,
+                                        pad_token_id=enc["pad"])
         finally:
             h.remove()
+        return model._decode_until_eos(ids[0, enc["input_ids"].shape[1] :].cpu())
 
     plain(), steered(), hf_hook()  # warm-up
     runs: dict[str, list[float]] = {"plain generate": [], "steered (saekit)": [], "steered (raw HF hook)": []}
@@ -64,9 +69,15 @@ def main() -> None:
     for k, v in best.items():
         print(f"  {k:<24} {v:7.3f} s  ({a.tokens / v:6.1f} tok/s)")
     ratio = best["steered (saekit)"] / best["plain generate"]
-    print(f"slider move / plain generation: {ratio:.3f}  (goal <= 1.2)")
+    print(f"slider move / plain generation: {ratio:.3f}  (goal <= {GOAL})")
     hook_ratio = best["steered (saekit)"] / best["steered (raw HF hook)"]
     print(f"saekit steered / raw HF hook steered: {hook_ratio:.3f}")
+    ours, reference = steered()[0], hf_hook()
+    failures = [f"slider move {ratio:.3f}x plain generation, goal {GOAL}x"] if not ratio <= GOAL else []
+    if ours != reference:
+        failures.append(f"saekit's steered text {ours!r} differs from the raw HF hook's {reference!r}")
+    print("FAIL: " + "; ".join(failures) if failures else "goal met")
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

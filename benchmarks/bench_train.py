@@ -13,6 +13,13 @@ the best round.
    another (both saekit, end to end, set-up included), from the in-memory tensor and
    from an on-disk ``saekit.ActivationCache`` written by ``cache_activations``.
 
+Goals (exit 1 when one is missed, or when a saekit run fails; only SAELens's own runs
+may fail, reported and skipped):
+
+- saekit's TopK step at least as fast as the fastest SAELens path (wall clock; not
+  checked with ``--skip-saelens``; a failure when no SAELens path ran at all);
+- a family from one pass no slower than its sizes trained separately, from every source.
+
 Usage:
     python benchmarks/bench_train.py            # ~3 min on 2 CPU cores
     python benchmarks/bench_train.py --quick    # < 1 min
@@ -25,6 +32,7 @@ import argparse
 import contextlib
 import io
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +46,8 @@ from saekit.activations import Activations
 from saekit.train import TrainConfig, train_saes
 
 Run = Callable[[int], "Seconds"]  # steps -> seconds
+GOAL_SAELENS = 1.0  # fastest SAELens step time / saekit step time (wall), at least
+GOAL_FAMILY = 1.0  # family time / separate runs' time (wall), at most
 
 
 def synthetic_acts(n: int, d_in: int, seed: int = 0) -> torch.Tensor:
@@ -192,12 +202,15 @@ def interleaved(runs: dict[str, Run], steps: int, rounds: int, marginal: bool) -
             try:
                 got[name].append(run(steps + 1) - run(1) if marginal else run(steps))
             except (NotImplementedError, RuntimeError) as e:  # SAELens's sparse mode here
+                if not name.startswith("SAELens"):
+                    raise  # saekit's own run failed: the benchmark fails
                 print(f"  {name}: fails ({type(e).__name__}: {str(e).splitlines()[0][:80]})")
                 del runs[name], got[name]
     return got
 
 
-def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, rounds: int) -> None:
+def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, rounds: int) -> list[str]:
+    """Prints the table; returns the goals missed."""
     runs: dict[str, Run] = {}
     if not args.skip_saelens:
         runs["SAELens TopK (dense)"] = saelens_run(acts, args.d_sae, args, sparse=False)
@@ -213,17 +226,22 @@ def compare_trainers(acts: torch.Tensor, args: argparse.Namespace, steps: int, r
             f"{name:40s} {vectors / wall[name]:10,.0f} vectors/s   {1e3 * cpu[name] / steps:8.0f} CPU-ms/step"
         )
     refs = [n for n in got if n.startswith("SAELens")]
-    if refs and "saekit TopK" in got:
-        ref = min(refs, key=lambda n: wall[n])
-        print(
-            f"saekit / fastest SAELens: {wall[ref] / wall['saekit TopK']:.2f}x wall-clock, "
-            f"{cpu[ref] / cpu['saekit TopK']:.2f}x CPU time"
-        )
+    if not refs:
+        return [] if args.skip_saelens else ["no SAELens path ran: saekit's speed goal is unmeasured"]
+    ref = min(refs, key=lambda n: wall[n])
+    speed_up = wall[ref] / wall["saekit TopK"]
+    print(
+        f"saekit / fastest SAELens: {speed_up:.2f}x wall-clock, "
+        f"{cpu[ref] / cpu['saekit TopK']:.2f}x CPU time (goal >= {GOAL_SAELENS}x wall-clock)"
+    )
+    return [] if speed_up >= GOAL_SAELENS else [f"saekit is {speed_up:.2f}x {ref}, goal {GOAL_SAELENS}x"]
 
 
 def compare_family(
     sources: dict[str, object], sizes: list[int], args: argparse.Namespace, steps: int, rounds: int
-) -> None:
+) -> list[str]:
+    """Prints one line per source; returns the goals missed."""
+    missed = []
     print(f"\n== family {sizes}, {steps} steps end to end: one pass vs three separate runs ==")
     for label, source in sources.items():
         runs = {"family": saekit_run(source, sizes, args)}
@@ -241,6 +259,9 @@ def compare_family(
             f"family / separate: {fam_wall / sep_wall:.2f} wall-clock, {fam_cpu / sep_cpu:.2f} "
             f"CPU time (per round CPU: {', '.join(f'{x:.2f}' for x in per_round)})"
         )
+        if not fam_wall / sep_wall <= GOAL_FAMILY:
+            missed.append(f"family / separate from {label}: {fam_wall / sep_wall:.2f}, goal {GOAL_FAMILY}")
+    return missed
 
 
 def main() -> None:
@@ -278,17 +299,16 @@ def main() -> None:
         f"{rounds} rounds; load average {load}"
     )
     acts = synthetic_acts((steps + 2) * args.batch, args.d_in)
-    compare_trainers(acts, args, steps, rounds)
+    missed = compare_trainers(acts, args, steps, rounds)
     if not args.skip_family:
         with tempfile.TemporaryDirectory() as tmp:
-            sources: dict[str, object] = {"in memory": acts}
-            try:
-                sources["cache"] = write_cache(acts, Path(tmp) / "cache")
-            except (AttributeError, TypeError) as e:  # the stand-in model fell behind Model
-                print(f"(no on-disk cache source: cache_activations needs {e})")
-            compare_family(sources, sizes, args, steps, rounds)
+            # A failure here (e.g. _TensorModel fell behind Model) fails the benchmark.
+            sources: dict[str, object] = {"in memory": acts, "cache": write_cache(acts, Path(tmp) / "cache")}
+            missed += compare_family(sources, sizes, args, steps, rounds)
         if args.stream:  # a model forward per batch: few steps, one round
-            compare_family({"stream": model_stream()}, sizes, args, 2, 1)
+            missed += compare_family({"stream": model_stream()}, sizes, args, 2, 1)
+    print("\nFAIL: " + "; ".join(missed) if missed else "\ngoals met")
+    sys.exit(1 if missed else 0)
 
 
 if __name__ == "__main__":

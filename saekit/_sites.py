@@ -161,11 +161,8 @@ def _down_projection(mlp: nn.Module) -> tuple[str, nn.Parameter]:
 
 def _down_widths(weight: nn.Parameter, layer: nn.Module) -> tuple[int, int]:
     """(d_model, d_mlp) from the down-projection's weight, whichever way it is stored."""
-    norms = [
-        m.weight.shape[0]
-        for _, m in layer.named_children()
-        if isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.ndim == 1
-    ]
+    weights = [getattr(m, "weight", None) for _, m in layer.named_children()]
+    norms = [w.shape[0] for w in weights if isinstance(w, nn.Parameter) and w.ndim == 1]
     a, b = weight.shape
     d_model = a if a in norms else b
     return d_model, (b if d_model == a else a)

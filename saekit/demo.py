@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -24,6 +25,11 @@ from saekit import plots
 from saekit._demo_outputs import write_explorer
 from saekit.sae import load_sae, save_sae
 from saekit.train import TrainConfig, train_saes
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from saekit.figures import Width
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, fold
 
     folder.mkdir(parents=True, exist_ok=True)
     history = pd.read_csv(_work(s) / "history.csv")
-    figs = {
+    figs: dict[str, tuple[go.Figure, Width]] = {
         "training_curves": (plots.training_curves(history), "double"),
         "feature_density": (plots.density_histogram(table.attrs["density"]), "single"),
         "evaluation_vs_size": (plots.evaluation_vs_size(table), "single"),

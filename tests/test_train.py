@@ -446,11 +446,25 @@ def test_progress_bar_shows_l0_ev_dead(data: Tensor, capsys) -> None:
     assert "L0 4/4 | EV " in err and "| dead " in err
 
 
-def test_device_auto_is_cpu_without_cuda(data: Tensor) -> None:
+def test_device_auto_is_cpu_without_cuda(data: Tensor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``"auto"`` is the CPU when CUDA is absent (also for a rank of a group), and training
+    on ``"auto"`` then leaves the SAEs there; with CUDA it is this rank's GPU."""
+    from dataclasses import replace
+
     from saekit.train.distributed import device_for
 
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert device_for("auto", DataParallel()).type == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert device_for("auto", DataParallel()) == torch.device("cpu")
+    assert device_for("auto", DataParallel(rank=1, world_size=2)) == torch.device("cpu")
+    result = train_saes(data[:256], [32], replace(SMALL, steps=2, device="auto"), progress=False)
+    assert result.saes[0].W_dec.device == torch.device("cpu")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no GPU is touched below
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert device_for("auto", DataParallel(rank=3, world_size=4)) == torch.device("cuda", 1)
+    assert device_for("auto", DataParallel()) == torch.device("cuda", 0)  # one process: LOCAL_RANK unused
+    assert device_for("cpu", DataParallel(rank=3, world_size=4)) == torch.device("cpu")
 
 
 def test_trains_and_resumes_from_a_real_activation_cache(tiny_llama, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -106,8 +106,9 @@ def density_histogram(density: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for name, part in density.groupby("sae", sort=False):
         d = part["density"].to_numpy()
-        fig.add_trace(go.Histogram(x=np.log10(d[d > 0]), name=_t(f"{name} ({(d == 0).mean():.0%} never fired)"),
-                                   opacity=0.6, xbins=dict(start=-6, end=0, size=0.1)))
+        fig.add_trace(go.Histogram(x=np.log10(d[d > 0]),
+                                   name=_t(f"{name} ({(d == 0).mean():.0%} never fired)"), opacity=0.6,
+                                   xbins=dict(start=-6, end=0, size=0.1)))
     fig.update_layout(barmode="overlay", xaxis_title="log10 fraction of tokens where the feature fires",
                       yaxis_title="features")
     return fig
@@ -133,8 +134,8 @@ def loss_levels(table: pd.DataFrame) -> go.Figure:
     """Next-token loss with each SAE spliced in, against clean, mean- and zero-ablated levels."""
     _need(table, ["sae", "loss_spliced", "loss_clean", "loss_zero"], "loss_levels")
     go = _go()
-    fig = go.Figure(go.Bar(x=[_t(n) for n in table["sae"].astype(str)], y=table["loss_spliced"], name="SAE spliced in",
-                           marker_color=_PALETTE[0]))
+    fig = go.Figure(go.Bar(x=[_t(n) for n in table["sae"].astype(str)], y=table["loss_spliced"],
+                           name="SAE spliced in", marker_color=_PALETTE[0]))
     first = table.iloc[0]
     levels = [("clean", "loss_clean", "solid"), ("mean-ablated", "loss_mean", "dash"),
               ("zero-ablated", "loss_zero", "dot")]
@@ -212,8 +213,8 @@ def neuron_shares(basis: NeuronBasis, n: int = 20) -> go.Figure:
     go = _go()
     top = basis.neurons.head(n)
     fig = go.Figure(go.Bar(x=[f"n{i}" for i in top["neuron"]], y=top["mass"], marker_color=_PALETTE[0]))
-    fig.update_layout(xaxis_title=_t(f"MLP neuron ({basis.neuron_site})"), yaxis_title="share of squared cosine",
-                      xaxis_type="category")
+    fig.update_layout(xaxis_title=_t(f"MLP neuron ({basis.neuron_site})"),
+                      yaxis_title="share of squared cosine", xaxis_type="category")
     return fig
 
 

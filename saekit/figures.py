@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from saekit.widgets import SaekitView
+    from saekit.widgets._standalone import PageLinks
 
 __all__ = ["COLUMN_INCHES", "batch", "export", "find_chromium", "paper_style"]
 
@@ -216,6 +217,7 @@ def export(
     height: float | None = None,
     dpi: int = 300,
     title: str | None = None,
+    links: PageLinks | None = None,
 ) -> Path:
     """Write a plotly figure (``.png``/``.svg``/``.pdf``/``.html``) or a view (``.html``).
 
@@ -227,6 +229,8 @@ def export(
         height: Inches (default from the width).
         dpi: Pixels per inch of PNG output.
         title: Page title of an HTML export.
+        links: For a view: the export's pages that its feature clicks open, and links
+            shown above it (:class:`saekit.widgets._standalone.PageLinks`).
 
     Returns:
         The path written.
@@ -241,7 +245,7 @@ def export(
             )
         from saekit.widgets._standalone import standalone_html
 
-        _write_atomic(out, standalone_html(obj, title=title).encode("utf-8"))
+        _write_atomic(out, standalone_html(obj, title=title, links=links).encode("utf-8"))
         return out
     fig = _as_figure(obj)
     if style == "paper":

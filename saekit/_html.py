@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "escape",
     "fmt_value",
     "json_for_script",
+    "plotly_text",
     "spark_bar",
     "text_table",
     "visible_token",
@@ -70,6 +72,29 @@ def json_for_script(obj: Any) -> str:
     for char, repl in _SCRIPT_UNSAFE.items():
         text = text.replace(char, repl)
     return text
+
+
+# plotly renders label strings (tick labels, trace names, hover text, annotations,
+# titles) as a small HTML subset: tags such as <b>/<br>/<a>, entities such as &amp;,
+# and $...$ as LaTeX where MathJax is loaded. Newlines collapse to spaces.
+_PLOTLY_UNSAFE = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
+_PLOTLY_BREAKS = {"\r\n": "↵", "\r": "↵", "\n": "↵", "\t": "⇥"}
+_PLOTLY_RE = re.compile("|".join(re.escape(k) for k in (*_PLOTLY_BREAKS, *_PLOTLY_UNSAFE)))
+
+
+def plotly_text(text: object) -> str:
+    """A string that plotly prints literally (as a label, name, hover text or title).
+
+    ``& < > $`` become entities (plotly decodes them back when it draws), so a token
+    ``<b>`` is not drawn bold, ``&amp;`` is not shown as ``&`` and ``$x$`` is not typeset.
+    Newlines become ``↵`` and tabs ``⇥`` (plotly would show them as spaces).
+
+    Example:
+        >>> plotly_text("<b>x</b> &amp; $y$\\n")
+        '&lt;b&gt;x&lt;/b&gt; &amp;amp; &#36;y&#36;↵'
+    """
+    table = {**_PLOTLY_BREAKS, **_PLOTLY_UNSAFE}
+    return _PLOTLY_RE.sub(lambda m: table[m.group(0)], str(text))
 
 
 def visible_token(token: str) -> str:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from saekit.widgets import SaekitView
+    from saekit.widgets._standalone import PageLinks
 
 __all__ = ["COLUMN_INCHES", "batch", "export", "find_chromium", "paper_style"]
 
@@ -127,7 +128,10 @@ def paper_style(
     colours (distinct in greyscale) and a different dash per line. Traces sharing a
     ``legendgroup`` (one SAE drawn in several panels) get one colour and one dash;
     colours from plotly's default palette become the matching viridis colour, other
-    explicit colours (a grey reference line) are kept.
+    explicit colours (a grey reference line) are kept. The legend is one horizontal row
+    (wrapping when needed) under the plot, so a single column keeps ~85% of its width
+    for the plot; margins are small and grow to fit tick labels and axis titles.
+    Layout set on the figure itself (e.g. its own legend position) wins over the preset.
 
     Args:
         fig: A plotly figure.
@@ -142,7 +146,7 @@ def paper_style(
     axis = dict(
         showline=True, linecolor="black", linewidth=0.75, mirror=False, ticks="outside",
         ticklen=3, tickwidth=0.75, tickcolor="black", showgrid=True, gridcolor="#e6e6e6",
-        gridwidth=0.5, zeroline=False, title_standoff=4,
+        gridwidth=0.5, zeroline=False, title_standoff=4, automargin=True,
         tickfont=dict(size=(font_size - 1) * PT), title_font=dict(size=font_size * PT),
     )
     template = go.layout.Template()
@@ -153,16 +157,26 @@ def paper_style(
                         diverging=_scale(VIRIDIS)),
         coloraxis=dict(colorscale=_scale(VIRIDIS), colorbar=dict(thickness=8, outlinewidth=0)),
         xaxis=axis, yaxis=axis,
-        legend=dict(font=dict(size=(font_size - 1) * PT), bgcolor="rgba(255,255,255,0.8)"),
+        legend=dict(font=dict(size=(font_size - 1) * PT), bgcolor="rgba(255,255,255,0.8)",
+                    orientation="h", yref="container", y=0, yanchor="bottom", x=0.5, xanchor="center"),
         title=dict(font=dict(size=(font_size + 1) * PT), x=0.5, xanchor="center"),
-        margin=dict(l=round(42 * PT * font_size / 8), r=8, t=round(14 * PT), b=round(32 * PT)),
+        # small fixed margins: the axes grow them (automargin) to fit their tick labels and titles
+        margin=dict(l=round(4 * PT), r=round(6 * PT), t=round(14 * PT), b=round(4 * PT)),
     )
     template.data.scatter = [go.Scatter(line=dict(dash=d, width=1.25)) for d in DASHES]
     template.data.heatmap = [go.Heatmap(colorscale=_scale(VIRIDIS))]
     fig.update_layout(template=template, width=round(inches * CSS_PX_PER_INCH),
                       height=round(tall * CSS_PX_PER_INCH), autosize=False)
     _recolour(fig)
+    _annotation_fonts(fig, font_size)
     return fig
+
+
+def _annotation_fonts(fig: go.Figure, font_size: float) -> None:
+    """Subplot titles (plotly gives them 16 px) at the base size in points."""
+    for note in fig.layout.annotations:
+        if note.font.size in (None, 16):
+            note.font.size = font_size * PT
 
 
 def _recolour(fig: go.Figure) -> None:
@@ -203,6 +217,7 @@ def export(
     height: float | None = None,
     dpi: int = 300,
     title: str | None = None,
+    links: PageLinks | None = None,
 ) -> Path:
     """Write a plotly figure (``.png``/``.svg``/``.pdf``/``.html``) or a view (``.html``).
 
@@ -214,6 +229,8 @@ def export(
         height: Inches (default from the width).
         dpi: Pixels per inch of PNG output.
         title: Page title of an HTML export.
+        links: For a view: the export's pages that its feature clicks open, and links
+            shown above it (:class:`saekit.widgets._standalone.PageLinks`).
 
     Returns:
         The path written.
@@ -228,7 +245,7 @@ def export(
             )
         from saekit.widgets._standalone import standalone_html
 
-        _write_atomic(out, standalone_html(obj, title=title).encode("utf-8"))
+        _write_atomic(out, standalone_html(obj, title=title, links=links).encode("utf-8"))
         return out
     fig = _as_figure(obj)
     if style == "paper":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from saekit._html import plotly_text as _t
 from saekit.errors import SaekitError
 from saekit.figures import SCREEN_COLORWAY
 
@@ -80,13 +81,13 @@ def training_curves(history: pd.DataFrame, metrics: Sequence[str] | None = None)
         raise SaekitError(f"None of the requested metrics were logged; the history has {sorted(logged)}.")
     go = _go()
     fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.1,
-                        subplot_titles=[m.replace("_", " ") for m in metrics])
+                        subplot_titles=[_t(m.replace("_", " ")) for m in metrics])
     names = list(dict.fromkeys(history["sae"].astype(str)))
     for col, metric in enumerate(metrics, start=1):
         part = history[history["metric"] == metric]
         for i, name in enumerate(names):
             line = part[part["sae"].astype(str) == name]
-            fig.add_trace(go.Scatter(x=line["tokens"], y=line["value"], name=name, mode="lines",
+            fig.add_trace(go.Scatter(x=line["tokens"], y=line["value"], name=_t(name), mode="lines",
                                      legendgroup=name, showlegend=col == 1,
                                      line=dict(color=_PALETTE[i % len(_PALETTE)])), row=1, col=col)
         fig.update_xaxes(title_text="training tokens", row=1, col=col)
@@ -105,8 +106,9 @@ def density_histogram(density: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for name, part in density.groupby("sae", sort=False):
         d = part["density"].to_numpy()
-        fig.add_trace(go.Histogram(x=np.log10(d[d > 0]), name=f"{name} ({(d == 0).mean():.0%} never fired)",
-                                   opacity=0.6, xbins=dict(start=-6, end=0, size=0.1)))
+        fig.add_trace(go.Histogram(x=np.log10(d[d > 0]),
+                                   name=_t(f"{name} ({(d == 0).mean():.0%} never fired)"), opacity=0.6,
+                                   xbins=dict(start=-6, end=0, size=0.1)))
     fig.update_layout(barmode="overlay", xaxis_title="log10 fraction of tokens where the feature fires",
                       yaxis_title="features")
     return fig
@@ -132,8 +134,8 @@ def loss_levels(table: pd.DataFrame) -> go.Figure:
     """Next-token loss with each SAE spliced in, against clean, mean- and zero-ablated levels."""
     _need(table, ["sae", "loss_spliced", "loss_clean", "loss_zero"], "loss_levels")
     go = _go()
-    fig = go.Figure(go.Bar(x=table["sae"].astype(str), y=table["loss_spliced"], name="SAE spliced in",
-                           marker_color=_PALETTE[0]))
+    fig = go.Figure(go.Bar(x=[_t(n) for n in table["sae"].astype(str)], y=table["loss_spliced"],
+                           name="SAE spliced in", marker_color=_PALETTE[0]))
     first = table.iloc[0]
     levels = [("clean", "loss_clean", "solid"), ("mean-ablated", "loss_mean", "dash"),
               ("zero-ablated", "loss_zero", "dot")]
@@ -157,7 +159,7 @@ def max_cosine_histograms(groups: Mapping[str, Sequence[float] | np.ndarray | pd
     go = _go()
     fig = go.Figure()
     for label, values in groups.items():
-        fig.add_trace(go.Histogram(x=np.asarray(values, dtype=float), name=str(label), opacity=0.6,
+        fig.add_trace(go.Histogram(x=np.asarray(values, dtype=float), name=_t(label), opacity=0.6,
                                    xbins=dict(start=0, end=1, size=0.02)))
     fig.update_layout(barmode="overlay", xaxis_title="max cosine similarity", yaxis_title="features",
                       xaxis_range=[0, 1])
@@ -211,8 +213,8 @@ def neuron_shares(basis: NeuronBasis, n: int = 20) -> go.Figure:
     go = _go()
     top = basis.neurons.head(n)
     fig = go.Figure(go.Bar(x=[f"n{i}" for i in top["neuron"]], y=top["mass"], marker_color=_PALETTE[0]))
-    fig.update_layout(xaxis_title=f"MLP neuron ({basis.neuron_site})", yaxis_title="share of squared cosine",
-                      xaxis_type="category")
+    fig.update_layout(xaxis_title=_t(f"MLP neuron ({basis.neuron_site})"),
+                      yaxis_title="share of squared cosine", xaxis_type="category")
     return fig
 
 
@@ -223,7 +225,7 @@ def activation_histogram(view: FeatureView) -> go.Figure:
     centres = np.sqrt(edges[:-1] * edges[1:])
     fig = go.Figure(go.Bar(x=centres, y=view.hist_counts, width=edges[1:] - edges[:-1],
                            marker_color=_PALETTE[0]))
-    fig.update_layout(xaxis_type="log", xaxis_title=f"activation of {view.sae} #{view.feature}",
+    fig.update_layout(xaxis_type="log", xaxis_title=_t(f"activation of {view.sae} #{view.feature}"),
                       yaxis_title="tokens", bargap=0)
     return fig
 
@@ -233,7 +235,7 @@ def logit_effects(effects: pd.DataFrame) -> go.Figure:
     _need(effects, ["token", "logit"], "logit_effects")
     go = _go()
     e = effects.sort_values("logit")
-    fig = go.Figure(go.Bar(x=e["logit"], y=[repr(t) for t in e["token"]], orientation="h",
+    fig = go.Figure(go.Bar(x=e["logit"], y=[_t(repr(t)) for t in e["token"]], orientation="h",
                            marker_color=[_PALETTE[0] if v > 0 else _PALETTE[1] for v in e["logit"]]))
     fig.update_layout(xaxis_title="direct logit effect", yaxis_tickfont_family="monospace",
                       yaxis_type="category")
@@ -269,7 +271,7 @@ def quantile_precision(shares: pd.DataFrame, label: str = "matching") -> go.Figu
     go = _go()
     fig = go.Figure(go.Bar(x=[f"{lo:.0f}–{hi:.0f}" for lo, hi in zip(shares["lo"], shares["hi"])],
                            y=shares["share"], text=[f"n={n}" for n in shares["n"]], marker_color=_PALETTE[0]))
-    fig.update_layout(xaxis_title="activation interval", yaxis_title=f"share {label}", yaxis_range=[0, 1],
+    fig.update_layout(xaxis_title="activation interval", yaxis_title=_t(f"share {label}"), yaxis_range=[0, 1],
                       xaxis_type="category")
     return fig
 
@@ -280,7 +282,7 @@ def umap_scatter(coords: pd.DataFrame, color: str = "sae") -> go.Figure:
     go = _go()
     fig = go.Figure()
     for value, part in coords.groupby(color, sort=False):
-        fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=str(value),
+        fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=_t(value),
                                    marker=dict(size=3, opacity=0.6)))
     fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", xaxis_showticklabels=False,
                       yaxis_showticklabels=False)
@@ -292,5 +294,5 @@ def steering_sweep(sweep: pd.DataFrame, x: str, y: str) -> go.Figure:
     _need(sweep, [x, y], "steering_sweep")
     go = _go()
     fig = go.Figure(go.Scatter(x=sweep[x], y=sweep[y], mode="lines+markers", marker_color=_PALETTE[0]))
-    fig.update_layout(xaxis_title=x, yaxis_title=y)
+    fig.update_layout(xaxis_title=_t(x), yaxis_title=_t(y))
     return fig

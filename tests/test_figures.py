@@ -139,3 +139,55 @@ def test_export_errors(tmp_path: Path) -> None:
         figures.export([1, 2], tmp_path / "f.png")  # type: ignore[arg-type]
     with pytest.raises(SaekitError, match="Unknown style 'journal'"):
         figures.export(_fig(), tmp_path / "f.svg", style="journal")  # type: ignore[arg-type]
+
+
+# ----- geometry at one and two columns (#17: the legend took half a single column) -------
+MIN_PLOT_SHARE = {"single": 0.70, "double": 0.80}
+
+
+def _svg_geometry(svg: str) -> tuple[float, float, list[tuple[float, ...]], tuple[float, ...] | None]:
+    """Canvas width and height, plot-area rects (x, y, w, h) and the legend's rect, from plotly's SVG."""
+    width = float(re.search(r'<svg[^>]*\bwidth="([\d.]+)"', svg).group(1))
+    height = float(re.search(r'<svg[^>]*\bheight="([\d.]+)"', svg).group(1))
+    num = r"([-\d.e+]+)"
+    clips = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        rf'<clipPath id="([^"]+)" class="plotclip"><rect width="{num}" height="{num}"', svg)}
+    plots = [(float(m.group(1)), float(m.group(2)), *clips[m.group(3)]) for m in re.finditer(
+        rf'<g class="[^"]*" transform="translate\({num},{num}\)" clip-path="url\(#([^)]+)\)"', svg)
+        if m.group(3) in clips]
+    m = re.search(rf'<g class="legend"[^>]*transform="translate\({num},{num}\)"[^>]*>\s*'
+                  rf'<rect class="bg"[^>]*width="{num}" height="{num}"', svg)
+    legend = tuple(float(v) for v in m.groups()) if m else None
+    return width, height, plots, legend
+
+
+def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_paper_style_puts_the_legend_under_the_plot() -> None:
+    lay = figures.paper_style(_fig(), width="single").layout.template.layout
+    assert (lay.legend.orientation, lay.legend.yref, lay.legend.yanchor) == ("h", "container", "bottom")
+    assert lay.xaxis.automargin and lay.yaxis.automargin
+    mine = figures.paper_style(_fig().update_layout(legend=dict(x=1, y=1)))
+    assert (mine.layout.legend.x, mine.layout.legend.y) == (1, 1)  # a figure's own legend wins
+
+
+def test_every_plot_gets_most_of_the_width_at_one_and_two_columns(tmp_path: Path) -> None:
+    """Plot area >= 70% of a 3.25 in column (80% at 6.75 in); the legend inside the canvas, off the plot."""
+    from _figure_cases import figure_cases
+
+    _chromium_or_skip()
+    with figures.batch():
+        for name, build in figure_cases("topk-4608").items():
+            for width, least in MIN_PLOT_SHARE.items():
+                svg = figures.export(build(), tmp_path / f"{name}-{width}.svg", width=width).read_text()
+                canvas_w, canvas_h, plots, legend = _svg_geometry(svg)
+                assert canvas_w == round(figures.COLUMN_INCHES[width] * 96) and plots, name
+                share = (max(x + w for x, _, w, _ in plots) - min(x for x, *_ in plots)) / canvas_w
+                assert share >= least, f"{name} at {width} column: the plot has {share:.0%} of the width"
+                if legend is not None:
+                    on_plot = any(_overlaps(legend, p) for p in plots)
+                    assert not on_plot, f"{name} ({width}): the legend covers the plot"
+                    x, y, w, h = legend
+                    assert x >= 0 and y >= 0 and x + w <= canvas_w + 1 and y + h <= canvas_h + 1, name

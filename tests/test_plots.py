@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,3 +154,74 @@ def test_umap_scatter_and_steering_sweep() -> None:
     assert list(fig.data[0].y) == [0, 3, 9] and fig.layout.xaxis.title.text == "clamp"
     with pytest.raises(SaekitError, match="umap_scatter needs columns"):
         plots.umap_scatter(coords.drop(columns="x"))
+
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+# ----- user strings reach plotly escaped (#17: a token `<b>` must not print bold) ---------
+HOSTILE_LABELS = ["<b>x</b>", "&amp;", "a<br>b", "$y$", "line\nbreak"]
+
+
+def _figure_strings(fig) -> list[str]:  # type: ignore[no-untyped-def]
+    found: list[str] = []
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, str):
+            found.append(obj)
+        elif isinstance(obj, dict):
+            for key, value in obj.items():
+                if key not in ("template", "legendgroup"):  # ids, never drawn
+                    walk(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                walk(value)
+        elif isinstance(obj, np.ndarray) and obj.dtype == object:
+            walk(obj.tolist())
+
+    walk(fig.to_plotly_json())
+    return found
+
+
+def test_every_figure_builder_is_in_the_case_table() -> None:
+    from _figure_cases import figure_builders, figure_cases
+
+    assert figure_builders() <= set(figure_cases("x")), "add new plot builders to tests/_figure_cases.py"
+
+
+@pytest.mark.parametrize("label", HOSTILE_LABELS)
+def test_user_strings_reach_plotly_escaped(label: str) -> None:
+    import html
+    import re
+
+    from _figure_cases import NO_USER_TEXT, figure_cases
+
+    from saekit._html import plotly_text
+
+    bare_amp = re.compile(r"&(?!amp;|lt;|gt;|#36;)")
+    for name, build in figure_cases(label).items():
+        strings = _figure_strings(build())
+        assert not [s for s in strings if "<" in s or ">" in s or "\n" in s], name
+        assert not [s for s in strings if bare_amp.search(s) or "$" in s], name
+        if name not in NO_USER_TEXT:
+            text = repr(label) if name == "logit_effects" else label  # tokens are drawn as repr
+            assert any(plotly_text(text) in s for s in strings), f"{name} does not draw {text!r}"
+            assert any(text.replace("\n", "↵") in html.unescape(s) for s in strings), name
+
+
+def test_exported_svg_prints_user_strings_literally(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from _figure_cases import NO_USER_TEXT, figure_cases
+
+    try:
+        figures.find_chromium()
+    except SaekitError as exc:
+        pytest.skip(f"no Chromium for static export ({exc})")
+    label = "<b>x</b> &amp; a<br>b"
+    with figures.batch():
+        for name, build in figure_cases(label).items():
+            svg = figures.export(build(), tmp_path / f"{name}.svg").read_text()
+            assert "font-weight:bold" not in svg.replace(" ", ""), f"{name}: a tag was rendered as bold"
+            assert 'class="line"' not in svg, f"{name}: <br> was rendered as a line break"
+            texts = ["".join(el.itertext()) for el in ET.fromstring(svg).iter(f"{SVG_NS}text")]
+            if name not in NO_USER_TEXT:  # the SVG spells it &#60;b&#62;x&#60;/b&#62; &amp;amp; ...
+                assert any(label in t for t in texts), f"{name}: the label is not printed literally: {texts}"

@@ -5,8 +5,15 @@ The page needs no kernel and no network: the module runs against a small in-page
 and a Content-Security-Policy forbids every fetch and every inline event handler
 (only the page's own module, pinned by its SHA-256, may run).
 
+A click on a feature in the page (a UMAP point, a card's neighbour, a splitting node, a
+feature id) is caught by that model: when the export has a page for the feature
+(:class:`PageLinks`), the browser goes there; otherwise a note in the page says so and
+how to open the feature in a notebook. A click never does nothing.
+
 Example:
     >>> html = standalone_html(view)  # doctest: +SKIP
+    >>> html = standalone_html(umap, links=PageLinks({FeatureRef("topk-4608", 7): "cards/topk-4608-7.html"}))
+    ... # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -14,12 +21,50 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from saekit._html import escape, json_for_script
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._base import SaekitView
 
-__all__ = ["standalone_html"]
+__all__ = ["PageLinks", "standalone_html"]
+
+_RELATIVE_URL = re.compile(r"^(?![a-zA-Z][a-zA-Z0-9+.-]*:)(?!/)[^\s\\]+$")  # no scheme, not absolute
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """Where a standalone page's feature clicks and navigation links lead.
+
+    Attributes:
+        cards: ``FeatureRef -> URL`` of that feature's page, relative to this page
+            (e.g. ``"cards/topk-4608-7.html"``); clicks on other features show a note.
+        sae: The dictionary of clicks that name only a feature id (a token view of one
+            SAE); a card's own ``sae_name`` is used when the view has one.
+        nav: ``(relative URL, text)`` links shown above the view (e.g. back to the index).
+    """
+
+    cards: Mapping[FeatureRef, str] = field(default_factory=dict)
+    sae: str = ""
+    nav: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        bad = [ref for ref in self.cards if not isinstance(ref, FeatureRef)]
+        if bad:
+            raise SaekitError(f"PageLinks.cards needs FeatureRef keys; got {bad[:3]}. "
+                              "Use saekit.ids.FeatureRef(sae, feature).")
+        urls = [*self.cards.values(), *(href for href, _ in self.nav)]
+        wrong = [u for u in urls if not isinstance(u, str) or not _RELATIVE_URL.match(u)]
+        if wrong:
+            raise SaekitError(f"Page links must be relative URLs (no scheme, no leading /); got {wrong[:3]}.")
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON the page's model reads: ``{"cards": [[sae, feature, url], ...], "sae": name}``."""
+        cards = [[ref.sae, ref.feature, url] for ref, url in sorted(self.cards.items())]
+        return {"cards": cards, "sae": self.sae}
 
 _DEFAULT_EXPORT = re.compile(r"^export default\s+", re.M)
 
@@ -37,19 +82,55 @@ function __decode(v) {
 }
 const __data = {};
 for (const [k, v] of Object.entries(__payload)) __data[k] = __decode(v);
+// Feature clicks: a message {type: "feature_click", feature: id | {sae, feature}, sae?} or
+// {ref: {sae, feature}}, or one of these traits set and saved. They open the feature's
+// page in this export, or say in the page that there is none.
+const __links = __payload._links || { cards: [], sae: "" };
+const __cards = new Map((__links.cards || []).map(([s, f, url]) => [JSON.stringify([s, f]), url]));
+const __CLICK_TRAITS = ["requested_feature", "requested_ref"];
+let __clicked = null;
+function __asRef(value, sae) {
+  const isRef = value && typeof value === "object" && !Array.isArray(value);
+  if (isRef) return __asRef(value.feature, value.sae || sae);
+  if (!Number.isInteger(value) || value < 0) return null;
+  const name = sae || __data.requested_sae || __data.sae_name || __links.sae || "";
+  return { sae: String(name), feature: value };
+}
+function __note(text) {
+  const box = document.getElementById("saekit-note");
+  box.querySelector("[data-role=text]").textContent = text;
+  box.hidden = false;
+}
+function __open(ref) {
+  if (!ref) { __note("This link names no feature of this export, so there is nothing to open."); return; }
+  const url = __cards.get(JSON.stringify([ref.sae, ref.feature]));
+  if (url) { window.location.assign(url); return; }
+  const who = ref.sae ? `${ref.sae} #${ref.feature}` : `feature #${ref.feature}`;
+  const sae = ref.sae ? `saes[${JSON.stringify(ref.sae)}]` : "sae";
+  __note(`No card for ${who} in this export; open it in a notebook with ` +
+    `saekit.explore.feature_card(stats, ${sae}, ${ref.feature}).`);
+}
+document.querySelector("#saekit-note [data-role=close]").addEventListener("click", () => {
+  document.getElementById("saekit-note").hidden = true;
+});
 const __listeners = {};
 const __model = {
   get: (k) => __data[k],
   set: (k, v) => {
     const old = __data[k];
     __data[k] = v;
+    if (__CLICK_TRAITS.includes(k)) __clicked = k;
     if (old !== v) for (const f of (__listeners["change:" + k] || []).slice()) f();
   },
-  save_changes: () => {},
+  save_changes: () => {
+    const k = __clicked;
+    __clicked = null;
+    if (k) __open(__asRef(__data[k], __data.requested_sae));
+  },
   on: (ev, f) => { (__listeners[ev] = __listeners[ev] || []).push(f); },
   off: (ev, f) => { if (ev) __listeners[ev] = (__listeners[ev] || []).filter((g) => g !== f); },
   send: (msg) => {
-    if (msg && msg.type === "feature_click") __model.set("requested_feature", msg.feature);
+    if (msg && msg.type === "feature_click") __open(__asRef(msg.ref || msg.feature, msg.sae));
   },
 };
 (async () => {
@@ -58,6 +139,19 @@ const __model = {
   await __saekit_widget.render({ model: __model, el });
   document.body.dataset.saekitReady = "1";
 })();
+"""
+
+_PAGE_CSS = """
+body { margin: 24px; background: #f6f8fa; }
+#saekit-nav { font: 14px/1.5 system-ui, sans-serif; margin: 0 0 12px; }
+#saekit-nav a { margin-right: 1.2em; }
+#saekit-note { position: fixed; top: 12px; left: 50%; transform: translateX(-50%); z-index: 1000;
+  max-width: min(92vw, 52em); padding: 10px 36px 10px 14px; background: #fff8c5; color: #1f2328;
+  border: 1px solid #d4a72c; border-radius: 6px; box-shadow: 0 2px 10px rgba(0, 0, 0, 0.18);
+  font: 14px/1.45 system-ui, sans-serif; overflow-wrap: anywhere; }
+#saekit-note[hidden] { display: none; }
+#saekit-note button { position: absolute; top: 4px; right: 6px; border: 0; background: none;
+  font-size: 18px; cursor: pointer; color: #57606a; }
 """
 
 _PAGE = """<!DOCTYPE html>
@@ -70,10 +164,12 @@ _PAGE = """<!DOCTYPE html>
 <title>{title}</title>
 <style>
 {css}
-body {{ margin: 24px; background: #f6f8fa; }}
+{page_css}
 </style>
 </head>
 <body>
+{nav}<div id="saekit-note" role="status" aria-live="polite" hidden><span data-role="text"></span>\
+<button type="button" data-role="close" aria-label="Dismiss">×</button></div>
 <div id="saekit-view"></div>
 <script type="application/json" id="saekit-state">{payload}</script>
 <script type="module">{module}</script>
@@ -82,17 +178,20 @@ body {{ margin: 24px; background: #f6f8fa; }}
 """
 
 
-def standalone_html(view: SaekitView, *, title: str | None = None) -> str:
+def standalone_html(view: SaekitView, *, title: str | None = None, links: PageLinks | None = None) -> str:
     """Render ``view`` as a self-contained HTML page that works offline from ``file://``.
 
     Args:
         view: Any saekit view.
         title: The page title (escaped); defaults to the view's class name.
+        links: Pages of this export that feature clicks open, and links shown above the
+            view. Without them every feature click shows a note in the page.
 
     Returns:
-        The HTML text. Interactions that need Python (steering, clicks that open a
-        card) are disabled or stay local in the page.
+        The HTML text. Interactions that need Python (steering) are disabled; a click on
+        a feature opens its page in the export or says in the page that there is none.
     """
+    links = links or PageLinks()
     module = _module_source(str(view._esm)) + _SHIM
     for bad in ("</script", "<!--"):
         if bad in module.lower():
@@ -103,11 +202,13 @@ def standalone_html(view: SaekitView, *, title: str | None = None) -> str:
         f"script-src 'sha256-{digest}'; "
         "style-src 'unsafe-inline'; img-src data:; font-src data:"
     )
-    payload = {**view.view_state_json(), "_offline": True}
+    payload = {**view.view_state_json(), "_offline": True, "_links": links.payload()}
     return _PAGE.format(
         csp=escape(csp),
         title=escape(title or type(view).__name__),
         css=str(view._css).replace("</", "<\\/"),
+        page_css=_PAGE_CSS,
+        nav=_nav_html(links.nav),
         payload=json_for_script(payload),
         module=module,
     )
@@ -117,3 +218,10 @@ def _module_source(esm: str) -> str:
     if len(_DEFAULT_EXPORT.findall(esm)) != 1:
         raise SaekitError("A view module needs exactly one `export default` at a line start.")
     return _DEFAULT_EXPORT.sub("const __saekit_widget = ", esm)
+
+
+def _nav_html(nav: Sequence[tuple[str, str]]) -> str:
+    if not nav:
+        return ""
+    items = "".join(f'<a href="{escape(href)}">{escape(text)}</a>' for href, text in nav)
+    return f'<nav id="saekit-nav">{items}</nav>\n'

@@ -275,6 +275,12 @@ VIEWS: dict[str, Callable[[], tuple[Any, list[Step]]]] = {
 _JS_STATE = """() => ({
   view: document.getElementById("saekit-view").innerHTML,
   tips: [...document.querySelectorAll("body > .sk-tip")].map((t) => t.outerHTML),
+  canvas: [...document.querySelectorAll("#saekit-view canvas")].map((c) => {
+    const url = c.toDataURL();
+    let hash = 0;
+    for (let i = 0; i < url.length; i++) hash = (Math.imul(hash, 31) + url.charCodeAt(i)) | 0;
+    return `${url.length}:${hash}`;
+  }),
 })"""
 
 
@@ -359,6 +365,7 @@ def normalise(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
             html = pattern.sub(repl, html)
         return html
 
+    # canvas pixels (a hash, in raw recordings only) depend on the rasteriser: not compared here
     return [{"step": s["step"], "view": norm(s["view"]), "tips": [norm(t) for t in s["tips"]]} for s in states]
 
 
@@ -373,8 +380,8 @@ def differences(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> li
     if [s["step"] for s in expected] != [s["step"] for s in got]:
         return [f"steps differ: {[s['step'] for s in expected]} != {[s['step'] for s in got]}"]
     for a, b in zip(expected, got):
-        for part in ("view", "tips"):
-            if a[part] != b[part]:
+        for part in ("view", "tips", "canvas"):
+            if a.get(part) != b.get(part):
                 x, y = json.dumps(a[part], ensure_ascii=False), json.dumps(b[part], ensure_ascii=False)
                 i = next((k for k in range(min(len(x), len(y))) if x[k] != y[k]), min(len(x), len(y)))
                 out.append(f"{a['step']}/{part} differs at {i}:\n  expected …{x[max(0, i - 80):i + 120]}\n"

@@ -381,8 +381,8 @@ def differences(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> li
         return [f"steps differ: {[s['step'] for s in expected]} != {[s['step'] for s in got]}"]
     for a, b in zip(expected, got):
         for part in ("view", "tips", "canvas"):
-            if a.get(part) != b.get(part):
-                x, y = json.dumps(a[part], ensure_ascii=False), json.dumps(b[part], ensure_ascii=False)
+            if a.get(part, []) != b.get(part, []):
+                x, y = (json.dumps(s.get(part, []), ensure_ascii=False) for s in (a, b))
                 i = next((k for k in range(min(len(x), len(y))) if x[k] != y[k]), min(len(x), len(y)))
                 out.append(f"{a['step']}/{part} differs at {i}:\n  expected …{x[max(0, i - 80):i + 120]}\n"
                            f"  got      …{y[max(0, i - 80):i + 120]}")

@@ -91,14 +91,17 @@ def _token_highlight() -> tuple[Any, list[Step]]:
 
     docs = [
         TokenDoc(["<bos>", " The", " cat", " sat", "\n", "\ton", " the", ""],
-                 np.array([[0, 0], [0.5, 0], [3, 1], [1, 2], [0, 0], [2, 0.5], [0.25, 3], [0, 0]], np.float32),
+                 np.array([[0, 0], [0.5, 0], [3, 1], [1, 2], [0, 0], [2, 0.5], [0.25, 3], [0, 0]],
+                          np.float32),
                  top_ids=np.array([[-1, -1], [4, -1], [4, 9], [9, 4], [-1, -1], [4, 9], [9, 4], [-1, -1]]),
                  top_values=np.array([[0, 0], [0.5, 0], [3, 1], [2, 1], [0, 0], [2, 0.5], [3, 0.25], [0, 0]]),
                  mask=[1, 0, 0, 0, 0, 0, 0, 0], label="doc A"),
         TokenDoc([" a", " mat", "."], np.array([[1, 0], [0, 1.5], [0, 0]], np.float32),
-                 top_ids=np.array([[4, -1], [9, -1], [-1, -1]]), top_values=np.array([[1, 0], [1.5, 0], [0, 0]])),
+                 top_ids=np.array([[4, -1], [9, -1], [-1, -1]]),
+                 top_values=np.array([[1, 0], [1.5, 0], [0, 0]])),
     ]
-    view = TokenHighlight(docs, feature_ids=[4, 9], feature_labels={4: "cats", 9: "sitting"}, title="Highlight")
+    view = TokenHighlight(docs, feature_ids=[4, 9], feature_labels={4: "cats", 9: "sitting"},
+                          title="Highlight")
     steps: list[Step] = [
         ("hover-token", _hover(".sk-doc-text .sk-tok", 2)),
         ("pin-token", _click(".sk-doc-text .sk-tok", 3)),
@@ -119,7 +122,8 @@ def _feature_card() -> tuple[Any, list[Step]]:
     acts = np.array([0, 0.5, 3.0, 0, 1.5], np.float32)
     edges = np.linspace(0, 3, 7)
     card = FeatureCard({
-        "feature_id": 4, "density": 0.002, "max_act": 3.0, "mean_act": 1.1, "label": "cats", "sae_name": "res-8",
+        "feature_id": 4, "density": 0.002, "max_act": 3.0, "mean_act": 1.1, "label": "cats",
+        "sae_name": "res-8",
         "top_examples": [(tokens, acts), ([" a", " cat"], np.array([0, 2.5], np.float32))],
         "quantiles": [("0.0 – 0.5 of max", [(tokens, acts / 4)])],
         "histogram": {"edges": edges, "counts": np.array([40, 20, 10, 5, 2, 1])},
@@ -138,7 +142,8 @@ def _steering() -> tuple[Any, list[Step]]:
     from saekit.widgets import Steering
 
     steer = Steering(lambda p, c: (p + " baseline", p + " steered"),
-                     [4, {"feature_id": 9, "label": "sitting", "value": 2.0, "enabled": False}], prompt="Hello")
+                     [4, {"feature_id": 9, "label": "sitting", "value": 2.0, "enabled": False}],
+                     prompt="Hello")
     steer.wait(5)
     steer.elapsed = 0.25  # the measured time varies; freeze it
     slide = """() => { const r = document.querySelector("input[type=range][data-feature='4']");
@@ -350,7 +355,8 @@ def record(browser: Any, name: str, folder: Path, static: Path | None = None) ->
 _LAYOUT = [
     (re.compile(r"(left|top): -?[\d.]+px"), r"\1: #px"),
     (re.compile(r'(viewBox)="[^"]*"'), r'\1="#"'),
-    (re.compile(r'<path d="M[^"]*" fill="none" stroke="(#c2410c|#8c959f)"'), r'<path d="#" fill="none" stroke="\1"'),
+    (re.compile(r'<path d="M[^"]*" fill="none" stroke="(#c2410c|#8c959f)"'),
+     r'<path d="#" fill="none" stroke="\1"'),
     (re.compile(r'<text x="[-\d.]+" y="[-\d.]+" text-anchor="middle">([^<]*)</text></g>'),
      r'<text x="#" y="#" text-anchor="middle">\1</text></g>'),
     (re.compile(r'<rect x="[-\d.]+" y="[-\d.]+" width="30" height="13" rx="3">'),
@@ -366,7 +372,8 @@ def normalise(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return html
 
     # canvas pixels (a hash, in raw recordings only) depend on the rasteriser: not compared here
-    return [{"step": s["step"], "view": norm(s["view"]), "tips": [norm(t) for t in s["tips"]]} for s in states]
+    return [{"step": s["step"], "view": norm(s["view"]), "tips": [norm(t) for t in s["tips"]]}
+            for s in states]
 
 
 def write(states: list[dict[str, Any]], path: Path) -> None:
@@ -408,9 +415,11 @@ def test_view_dom_matches_snapshot(browser, tmp_path: Path, name: str) -> None: 
 
 
 def _main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", type=Path, help="record every view into this folder")
-    parser.add_argument("--static", type=Path, help="front-end folder to record from (default: the package's)")
+    parser.add_argument("--static", type=Path,
+                        help="front-end folder to record from (default: the package's)")
     parser.add_argument("--only", nargs="*", default=sorted(VIEWS))
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("EXPECTED", "GOT"))
     parser.add_argument("--raw", action="store_true", help="compare without blanking layout numbers")

@@ -2,7 +2,7 @@
 // decoder cosines to its children, each node with its top examples. Click selects a node
 // (and, through Python, rings it in a linked UMAP view).
 import {
-  h, s, add, clear, f32, fmt, pct, heatRGB, css, inkFor, tokenContent, visibleToken, Tooltip, redrawOnChange, setTrait,
+  h, s, add, clear, f32, fmt, pct, heatRGB, tokenSpan, visibleToken, Tooltip, redrawOnChange, setTrait,
 } from "./_common.js";
 
 function examplesByNode(model) {
@@ -26,12 +26,7 @@ function snippet(ex, max, tip) {
   const line = h("div", { class: "sk-node-ex" });
   ex.tokens.forEach((tok, i) => {
     const a = ex.acts[i];
-    const span = h("span", { class: "sk-tok" }, tokenContent(tok));
-    if (a > 0 && m > 0) {
-      const rgb = heatRGB(Math.min(1, a / m));
-      span.style.background = css(rgb);
-      span.style.color = inkFor(rgb);
-    }
+    const span = tokenSpan(tok, a > 0 && m > 0 ? heatRGB(Math.min(1, a / m)) : null);
     span.addEventListener("mouseenter", () => tip.show(span, h("div", {},
       h("div", { class: "sk-tip-head" }, h("code", { class: "sk-tip-token" }, visibleToken(tok))),
       h("div", {}, "activation ", h("b", { class: "sk-num" }, fmt(a))))));

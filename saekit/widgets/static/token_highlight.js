@@ -1,7 +1,7 @@
 // TokenHighlight: tokens coloured by a feature's activation (or several, overlaid).
 import {
   h, add, clear, f32, i32, u8, fmt, heatRGB, HUES, tintRGB, css, inkFor,
-  tokenContent, visibleToken, Tooltip, listen, setTrait, requestFeature,
+  tokenSpan, visibleToken, Tooltip, listen, setTrait, requestFeature,
 } from "./_common.js";
 
 function readData(model) {
@@ -161,22 +161,22 @@ function buildTokens(st) {
     const text = h("div", { class: "sk-doc-text" });
     for (let p = 0; p < doc.length; p++, t++) add(text, tokenEl(st, t, d, p, doc[p]));
     add(body, h("div", { class: "sk-doc" },
-      h("div", { class: "sk-doc-label" }, labels[d] || String(d)), text));
+      h("div", { class: "sk-doc-label", title: labels[d] || String(d) }, labels[d] || String(d)), text));
   });
 }
 
 // Token i (document d, position p): hover shows its tooltip, a click pins it.
 function tokenEl(st, i, d, p, token) {
   const { tip } = st;
-  const span = h("span", {
-    class: "sk-tok" + (st.data.mask[i] ? " sk-masked" : ""), "data-i": i,
+  const span = tokenSpan(token, null, [st.data.mask[i] && "sk-masked"], {
+    "data-i": i,
     onmouseenter: () => showTip(st, i, false),
     onmouseleave: () => tip.scheduleHide(),
     onclick: (ev) => {
       ev.stopPropagation();
       if (tip.pinned && tip.anchor === st.spans[i]) tip.unpin(); else showTip(st, i, true);
     },
-  }, tokenContent(token));
+  });
   span.dataset.doc = d;
   span.dataset.pos = p;
   st.spans.push(span);

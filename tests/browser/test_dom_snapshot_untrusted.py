@@ -148,3 +148,23 @@ def test_long_token_and_label_do_not_widen_the_page(open_view, name: str) -> Non
     assert LONG in tip.inner_text()
     tip_box = tip.bounding_box()
     assert tip_box["x"] + tip_box["width"] <= VIEWPORT["width"] and tip_box["height"] < VIEWPORT["height"]
+
+
+def test_umap_and_steering_labels_and_outputs(open_view) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from saekit.widgets import Steering, UmapView
+
+    coords = pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 2],
+                           "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5]})
+    umap = UmapView(coords, labels=[f"lab{RLO}el", "y" * 5000, " end"], title="map")
+    umap.selection = [0, 1, 2]
+    page = open_view(umap, "umap")
+    assert page.evaluate("() => document.documentElement.scrollWidth") < 2000
+    text = page.locator(".sk-umap-side").inner_text()
+    assert RLO not in text and "⟨U+202E⟩" in text
+    steer = Steering(lambda p, c: (LONG, f"a{RLO}b"), [{"feature_id": 4, "label": "y" * 5000}], prompt="p")
+    steer.wait(5)
+    page = open_view(steer, "steer")
+    assert page.evaluate("() => document.documentElement.scrollWidth") < 2000
+    assert page.locator("[data-role=baseline]").inner_text() == LONG

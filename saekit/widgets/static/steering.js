@@ -1,58 +1,74 @@
 // Steering: sliders per feature, a prompt, baseline vs steered generations.
 import { h, add, clear, fmt, listen, setTrait } from "./_common.js";
 
-function sliderRow(model, spec, i, offline, schedule) {
-  const values = model.get("values");
+// One slider's elements. `mode` fixes how its value reads ("×2" or "2").
+function sliderParts(model, spec, i, offline) {
   const enabled = model.get("enabled");
-  const mode = model.get("mode");
   const num = h("span", { class: "sk-num" });
-  const showValue = (v) => { num.textContent = mode === "multiply" ? `×${fmt(v)}` : fmt(v); };
   const range = h("input", {
-    type: "range", min: spec.min, max: spec.max, step: spec.step, value: values[i],
+    type: "range", min: spec.min, max: spec.max, step: spec.step, value: model.get("values")[i],
     "aria-label": `feature ${spec.feature_id}`, "data-feature": spec.feature_id, disabled: offline,
   });
   const check = h("input", { type: "checkbox", title: "apply this feature", disabled: offline });
   check.checked = !!enabled[i];
+  const reset = h("button", { class: "sk-open", type: "button", title: `reset to ${fmt(spec.initial)}`, disabled: offline }, "↺");
   const row = h("div", { class: "sk-slider" + (enabled[i] ? "" : " sk-off"), "data-feature": spec.feature_id },
     check,
     h("span", { class: "sk-slider-name", title: spec.label || "" },
       h("span", { class: "sk-fid-static" }, `#${spec.feature_id}`), spec.label ? ` ${spec.label}` : ""),
-    range, num,
-    h("button", { class: "sk-open", type: "button", title: `reset to ${fmt(spec.initial)}`, disabled: offline,
-      onclick: () => { range.value = spec.initial; showValue(spec.initial); commitValue(spec.initial); } }, "↺"));
-  showValue(values[i]);
+    range, num, reset);
+  return { i, row, range, check, num, reset, mode: model.get("mode") };
+}
 
-  function commitValue(v) {
-    const next = model.get("values").slice();
-    next[i] = v;
-    const flags = model.get("enabled").slice();
-    flags[i] = true;            // moving a slider switches it on
-    check.checked = true;
-    row.classList.remove("sk-off");
-    model.set("enabled", flags);
-    setTrait(model, "values", next);
-  }
-  function commitEnabled() {
-    const flags = model.get("enabled").slice();
-    flags[i] = check.checked;
-    row.classList.toggle("sk-off", !check.checked);
-    setTrait(model, "enabled", flags);
-  }
-  range.addEventListener("input", () => {
-    const v = Number(range.value);
-    showValue(v);
-    schedule(i, () => commitValue(v));
+function showValue(sl, v) {
+  sl.num.textContent = sl.mode === "multiply" ? `×${fmt(v)}` : fmt(v);
+}
+
+function commitValue(model, sl, v) {
+  const next = model.get("values").slice();
+  next[sl.i] = v;
+  const flags = model.get("enabled").slice();
+  flags[sl.i] = true;            // moving a slider switches it on
+  sl.check.checked = true;
+  sl.row.classList.remove("sk-off");
+  model.set("enabled", flags);
+  setTrait(model, "values", next);
+}
+
+function commitEnabled(model, sl) {
+  const flags = model.get("enabled").slice();
+  flags[sl.i] = sl.check.checked;
+  sl.row.classList.toggle("sk-off", !sl.check.checked);
+  setTrait(model, "enabled", flags);
+}
+
+function syncSlider(model, sl) {
+  const v = model.get("values")[sl.i];
+  if (Number(sl.range.value) !== v) sl.range.value = v;
+  showValue(sl, v);
+  sl.check.checked = !!model.get("enabled")[sl.i];
+  sl.row.classList.toggle("sk-off", !sl.check.checked);
+}
+
+// A slider row: dragging commits (debounced by `schedule`) and switches the feature on;
+// row.sync() follows the traits.
+function sliderRow(model, spec, i, offline, schedule) {
+  const sl = sliderParts(model, spec, i, offline);
+  showValue(sl, model.get("values")[i]);
+  sl.reset.addEventListener("click", () => {
+    sl.range.value = spec.initial;
+    showValue(sl, spec.initial);
+    commitValue(model, sl, spec.initial);
   });
-  range.addEventListener("change", () => schedule(i, () => commitValue(Number(range.value)), 0));
-  check.addEventListener("change", commitEnabled);
-  row.sync = () => {
-    const v = model.get("values")[i];
-    if (Number(range.value) !== v) range.value = v;
-    showValue(v);
-    check.checked = !!model.get("enabled")[i];
-    row.classList.toggle("sk-off", !check.checked);
-  };
-  return row;
+  sl.range.addEventListener("input", () => {
+    const v = Number(sl.range.value);
+    showValue(sl, v);
+    schedule(i, () => commitValue(model, sl, v));
+  });
+  sl.range.addEventListener("change", () => schedule(i, () => commitValue(model, sl, Number(sl.range.value)), 0));
+  sl.check.addEventListener("change", () => commitEnabled(model, sl));
+  sl.row.sync = () => syncSlider(model, sl);
+  return sl.row;
 }
 
 function clampText(pairs, mode) {

@@ -27,7 +27,8 @@ function applyAttrs(el, attrs) {
     } else if (key === "style" && typeof value === "object") {
       for (const [p, v] of Object.entries(value)) el.style.setProperty(p, String(v));
     } else {
-      el.setAttribute(key, value === true ? "" : String(value));
+      const text = value === true ? "" : String(value);
+      el.setAttribute(key, key === "title" ? escapeHidden(text) : text);
     }
   }
 }
@@ -35,8 +36,26 @@ function applyAttrs(el, attrs) {
 function appendAll(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
-    el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.appendChild(child instanceof Node ? child : document.createTextNode(escapeHidden(String(child))));
   }
+}
+
+// --- untrusted text -------------------------------------------------------------------
+// Characters that act on the text around them or do not show: C0/C1 controls (but tab,
+// newline and carriage return), bidi embeddings, overrides, isolates and marks, line and
+// paragraph separators, zero-width space, word joiner and BOM. h() writes every text child
+// and title with them escaped, so no string from the data can reorder or hide the page's
+// text. (Zero-width (non-)joiners stay: scripts and emoji sequences need them.)
+const HIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B\u200E\u200F\u2028-\u202E\u2060-\u2069\uFEFF]/g;
+const HIDDEN_ONE = new RegExp(`^${HIDDEN.source}$`);
+
+// "a\u202Eb" -> "a⟨U+202E⟩b"
+export function escapeHidden(text) {
+  return text.replace(HIDDEN, hiddenName);
+}
+
+function hiddenName(ch) {
+  return `⟨U+${ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`;
 }
 
 // el.append() would print null/false as text; add() skips them like h() does.
@@ -133,8 +152,13 @@ export function signedRGB(t) {
 }
 
 // --- tokens -------------------------------------------------------------------------
-// A token as DOM: text with visible markers for newlines (↵ + line break) and tabs.
-export function tokenContent(token) {
+// Tokens longer than this (in visible characters) are cut short with an ellipsis; the
+// full text is in the token's title and tooltip.
+export const LONG_TOKEN = 48;
+
+// A token as DOM: text with visible markers for newlines (↵ + line break; no break with
+// breaks=false), tabs (⇥) and hidden characters (⟨U+202E⟩).
+export function tokenContent(token, { breaks = true } = {}) {
   if (token === "") return [h("span", { class: "sk-tok-mark" }, "∅")];
   const out = [];
   const parts = String(token).replace(/\r/g, "").split("\n");
@@ -142,17 +166,23 @@ export function tokenContent(token) {
     if (part) {
       for (const [j, seg] of part.split("\t").entries()) {
         if (j > 0) out.push(h("span", { class: "sk-tok-mark" }, "⇥"));
-        if (seg) out.push(seg);
+        if (seg) out.push(...markHidden(seg));
       }
     }
-    if (i < parts.length - 1) out.push(h("span", { class: "sk-tok-mark" }, "↵"), h("br"));
+    if (i < parts.length - 1) out.push(h("span", { class: "sk-tok-mark" }, "↵"), breaks ? h("br") : null);
   });
   return out;
 }
 
+// Text pieces with each hidden character as a marker span.
+function markHidden(text) {
+  return text.split(new RegExp(`(${HIDDEN.source})`)).filter(Boolean)
+    .map((piece) => (HIDDEN_ONE.test(piece) ? h("span", { class: "sk-tok-mark" }, hiddenName(piece)) : piece));
+}
+
 export function visibleToken(token) {
   if (token === "") return "∅";
-  return String(token).replace(/\r/g, "").replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  return escapeHidden(String(token).replace(/\r/g, "").replace(/\n/g, "↵").replace(/\t/g, "⇥"));
 }
 
 // Background rgb, with ink that stays readable on it.
@@ -163,9 +193,15 @@ export function fill(el, rgb) {
 }
 
 // One token of a text strip: <span class="sk-tok ...classes"> filled with rgb (null: unfilled).
+// attrs may hold listeners (onclick...). A long token is cut short (class sk-tok-long) and
+// carries its full visible text as its title.
 export function tokenSpan(token, rgb, classes = [], attrs = {}) {
-  const span = h("span", { class: ["sk-tok", ...classes].filter(Boolean).join(" "), ...attrs },
-    tokenContent(token));
+  const shown = visibleToken(token);
+  const long = shown.length > LONG_TOKEN;
+  const span = h("span", {
+    class: ["sk-tok", ...classes, long && "sk-tok-long"].filter(Boolean).join(" "), ...attrs,
+    title: long ? shown : null,
+  }, tokenContent(token, { breaks: !long }));
   if (rgb) fill(span, rgb);
   return span;
 }
@@ -257,8 +293,8 @@ export function featureHead(model, note) {
   const sae = model.get("sae_name"), label = model.get("label");
   return h("div", { class: "sk-card-head" },
     h("span", { class: "sk-card-id" }, `Feature #${model.get("feature_id")}`),
-    sae ? h("span", { class: "sk-card-sae" }, sae) : null,
-    label ? h("span", { class: "sk-card-label" }, label) : null,
+    sae ? h("span", { class: "sk-card-sae", title: sae }, sae) : null,
+    label ? h("span", { class: "sk-card-label", title: label }, label) : null,
     note ? h("span", { class: "sk-muted" }, note) : null);
 }
 

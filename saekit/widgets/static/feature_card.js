@@ -56,39 +56,47 @@ function examples(model, tip) {
   const groups = model.get("groups") || [];
   const exTokens = model.get("ex_tokens") || [];
   const exGroup = model.get("ex_group") || [];
-  const acts = f32(model.get("ex_acts"));
-  const mask = u8(model.get("ex_mask"));
-  const max = model.get("scale_max") || 0;
+  const ex = { acts: f32(model.get("ex_acts")), mask: u8(model.get("ex_mask")), max: model.get("scale_max") || 0 };
   const out = h("div", {});
   let pos = 0, current = -1;
   exTokens.forEach((tokens, e) => {
-    const base = pos;
     const g = exGroup[e];
     if (g !== current) {
       add(out, h("div", { class: "sk-group-title" }, groups[g] || ""));
       current = g;
     }
-    let peak = -Infinity, peakAt = -1;
-    for (let i = 0; i < tokens.length; i++) {
-      if (!mask[base + i] && acts[base + i] > peak) { peak = acts[base + i]; peakAt = i; }
-    }
-    const text = h("div", { class: "sk-ex-text" });
-    tokens.forEach((tok, i) => {
-      const a = acts[base + i], masked = mask[base + i];
-      const span = tokenSpan(tok, masked ? null : heatRGB(max > 0 ? Math.max(0, a) / max : 0),
-        [masked && "sk-masked", i === peakAt && peak > 0 && "sk-max"]);
-      tip.attach(span, () => h("div", {},
-        h("div", { class: "sk-tip-head" }, h("code", { class: "sk-tip-token" }, visibleToken(tok))),
-        masked ? h("div", { class: "sk-muted" }, "masked (special token)")
-          : h("div", {}, "activation ", h("b", { class: "sk-num" }, fmt(a)),
-            max > 0 ? h("span", { class: "sk-muted" }, ` (${Math.round((100 * a) / max)}% of max)`) : null)));
-      add(text, span);
-    });
-    add(out, h("div", { class: "sk-ex" }, h("div", { class: "sk-ex-max" }, peak > -Infinity ? fmt(peak) : "–"), text));
+    add(out, exampleRow(tokens, pos, ex, tip));
     pos += tokens.length;
   });
   if (!exTokens.length) add(out, h("div", { class: "sk-empty" }, "No examples."));
   return out;
+}
+
+// One example (its tokens start at `base` in the flat activation and mask arrays), with its
+// peak activation on the left and the peak token outlined.
+function exampleRow(tokens, base, ex, tip) {
+  const { acts, mask, max } = ex;
+  let peak = -Infinity, peakAt = -1;
+  for (let i = 0; i < tokens.length; i++) {
+    if (!mask[base + i] && acts[base + i] > peak) { peak = acts[base + i]; peakAt = i; }
+  }
+  const text = h("div", { class: "sk-ex-text" });
+  tokens.forEach((tok, i) => {
+    const a = acts[base + i], masked = mask[base + i];
+    const span = tokenSpan(tok, masked ? null : heatRGB(max > 0 ? Math.max(0, a) / max : 0),
+      [masked && "sk-masked", i === peakAt && peak > 0 && "sk-max"]);
+    tip.attach(span, () => exampleTip(tok, a, masked, max));
+    add(text, span);
+  });
+  return h("div", { class: "sk-ex" }, h("div", { class: "sk-ex-max" }, peak > -Infinity ? fmt(peak) : "–"), text);
+}
+
+function exampleTip(tok, a, masked, max) {
+  return h("div", {},
+    h("div", { class: "sk-tip-head" }, h("code", { class: "sk-tip-token" }, visibleToken(tok))),
+    masked ? h("div", { class: "sk-muted" }, "masked (special token)")
+      : h("div", {}, "activation ", h("b", { class: "sk-num" }, fmt(a)),
+        max > 0 ? h("span", { class: "sk-muted" }, ` (${Math.round((100 * a) / max)}% of max)`) : null));
 }
 
 function render({ model, el }) {

@@ -74,42 +74,70 @@ function tipContent(model, data, i) {
 
 function attribution(model) {
   const target = model.get("attr_target");
-  const labels = model.get("feature_labels") || {};
   const status = model.get("busy") ? h("span", { class: "sk-muted" }, "ranking…") : null;
   if (!target) {
     if (!model.get("can_choose") || model.get("_offline")) return status;
     return h("div", { class: "sk-panel" }, h("div", { class: "sk-sec-title" }, "Attribution"),
       h("div", { class: "sk-empty" }, "Click a token to rank the features that predict it."), status);
   }
-  const feats = i32(model.get("attr_features"));
-  const vals = f32(model.get("attr_values"));
-  const acts = f32(model.get("attr_acts"));
-  const self = model.get("feature_id");
-  let max = 0;
-  for (const v of vals) max = Math.max(max, Math.abs(v));
-  const rows = Array.from(feats, (id, j) => {
-    const v = vals[j];
-    const bar = h("span", { class: "sk-attr-bar" });
-    const w = max > 0 ? (50 * Math.abs(v)) / max : 0;
-    bar.style.left = v >= 0 ? "50%" : `${50 - w}%`;
-    bar.style.width = `${w}%`;
-    bar.style.background = css(signedRGB(v >= 0 ? -0.8 : 0.8));
-    return h("div", { class: "sk-attr-row" + (id === self ? " sk-self" : ""), "data-feature": id,
-      title: `activation ${fmt(acts[j])}, attribution ${signed(v)}` },
-    h("button", { class: "sk-fid", type: "button", "data-feature": id, title: `show feature ${id}`,
-      onclick: (ev) => { ev.stopPropagation(); requestFeature(model, id); } }, `#${id}`),
-    h("span", { class: "sk-tip-label" }, labels[String(id)] || ""),
-    h("span", { class: "sk-attr-track" }, h("span", { class: "sk-attr-mid" }), bar),
-    h("span", { class: "sk-num" }, signed(v)),
-    h("button", { class: "sk-open", type: "button", title: `open feature ${id}`,
-      onclick: (ev) => { ev.stopPropagation(); requestFeature(model, id); } }, "↗"));
-  });
+  const rows = attributionRows(model);
   return h("div", { class: "sk-panel sk-attr" },
     h("div", { class: "sk-sec-title" }, "Attribution"),
     h("div", { class: "sk-attr-head" }, "predicting", h("code", { class: "sk-tip-token" }, target), status),
     h("div", { class: "sk-muted", style: { "font-size": "11.5px", "margin-bottom": "4px" } },
       "activation × gradient of the logit; blue supports the prediction"),
     rows.length ? rows : h("div", { class: "sk-empty" }, "no active features"));
+}
+
+function attributionRows(model) {
+  const feats = i32(model.get("attr_features"));
+  const vals = f32(model.get("attr_values"));
+  const acts = f32(model.get("attr_acts"));
+  const ctx = { labels: model.get("feature_labels") || {}, self: model.get("feature_id"), max: 0 };
+  for (const v of vals) ctx.max = Math.max(ctx.max, Math.abs(v));
+  return Array.from(feats, (id, j) => attributionRow(model, ctx, id, vals[j], acts[j]));
+}
+
+// One feature's attribution: a bar left (against) or right (for) of the middle line.
+function attributionRow(model, ctx, id, v, act) {
+  const bar = h("span", { class: "sk-attr-bar" });
+  const w = ctx.max > 0 ? (50 * Math.abs(v)) / ctx.max : 0;
+  bar.style.left = v >= 0 ? "50%" : `${50 - w}%`;
+  bar.style.width = `${w}%`;
+  bar.style.background = css(signedRGB(v >= 0 ? -0.8 : 0.8));
+  const open = (ev) => { ev.stopPropagation(); requestFeature(model, id); };
+  return h("div", { class: "sk-attr-row" + (id === ctx.self ? " sk-self" : ""), "data-feature": id,
+    title: `activation ${fmt(act)}, attribution ${signed(v)}` },
+  h("button", { class: "sk-fid", type: "button", "data-feature": id, title: `show feature ${id}`, onclick: open }, `#${id}`),
+  h("span", { class: "sk-tip-label" }, ctx.labels[String(id)] || ""),
+  h("span", { class: "sk-attr-track" }, h("span", { class: "sk-attr-mid" }), bar),
+  h("span", { class: "sk-num" }, signed(v)),
+  h("button", { class: "sk-open", type: "button", title: `open feature ${id}`, onclick: open }, "↗"));
+}
+
+// The text: activation as background, effect as underline; hover for details, click to
+// rank the features predicting a token (when Python can) or to pin the tooltip.
+function tokenText(model, data, tip, choose) {
+  const text = h("div", { class: "sk-doc-text sk-la-text" + (choose ? " sk-la-clickable" : "") });
+  const target = model.get("attr_token");
+  data.tokens.forEach((tok, i) => {
+    const rgb = data.mask[i] ? null : heatRGB(data.actMax > 0 ? Math.max(0, data.acts[i]) / data.actMax : 0);
+    const span = tokenSpan(tok, rgb, [data.mask[i] && "sk-masked", i === target && "sk-la-target"], { "data-i": i });
+    const u = data.has[i] ? underline(data.effect[i], data.effMax) : null;
+    if (u) {
+      span.style.boxShadow = `inset 0 -${u.px}px 0 ${css(u.rgb)}`;
+      span.dataset.effect = data.effect[i] < 0 ? "up" : "down";
+    }
+    const content = () => tipContent(model, data, i);
+    tip.attach(span, content);
+    span.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      if (choose && i >= 1) model.send({ type: "choose_prediction", token: i });
+      else tip.togglePin(span, content);
+    });
+    add(text, span);
+  });
+  return text;
 }
 
 function render({ model, el }) {
@@ -120,28 +148,9 @@ function render({ model, el }) {
     add(root, featureHead(model, "logit attribution"));
     add(root, legend(data));
     const choose = model.get("can_choose") && !model.get("_offline");
-    const text = h("div", { class: "sk-doc-text sk-la-text" + (choose ? " sk-la-clickable" : "") });
-    const target = model.get("attr_token");
-    data.tokens.forEach((tok, i) => {
-      const rgb = data.mask[i] ? null : heatRGB(data.actMax > 0 ? Math.max(0, data.acts[i]) / data.actMax : 0);
-      const span = tokenSpan(tok, rgb, [data.mask[i] && "sk-masked", i === target && "sk-la-target"], { "data-i": i });
-      const u = data.has[i] ? underline(data.effect[i], data.effMax) : null;
-      if (u) {
-        span.style.boxShadow = `inset 0 -${u.px}px 0 ${css(u.rgb)}`;
-        span.dataset.effect = data.effect[i] < 0 ? "up" : "down";
-      }
-      const content = () => tipContent(model, data, i);
-      tip.attach(span, content);
-      span.addEventListener("click", (ev) => {
-        ev.stopPropagation();
-        if (choose && i >= 1) model.send({ type: "choose_prediction", token: i });
-        else tip.togglePin(span, content);
-      });
-      add(text, span);
-    });
     const err = model.get("error");
     add(root, h("div", { class: "sk-la-grid" },
-      h("div", {}, text, err ? h("div", { class: "sk-error" }, err) : null),
+      h("div", {}, tokenText(model, data, tip, choose), err ? h("div", { class: "sk-error" }, err) : null),
       h("div", {}, logitsPanel(model), attribution(model))),
     h("div", { class: "sk-hint" }, choose
       ? "Hover a token for its activation and effect · click a token to rank the features that predict it · click a feature id to show it"

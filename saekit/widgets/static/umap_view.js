@@ -1,63 +1,9 @@
 // UmapView: canvas scatter of decoder directions. Hover: label; click: open the feature;
 // drag: lasso-select (shift adds); wheel: zoom; Pan tool or double-click to reset.
+import { h, s, add, clear, fmt, HUES, css, Tooltip, listen, setTrait } from "./_common.js";
 import {
-  h, s, add, clear, f32, i32, fmt, HUES, css, Tooltip, listen, setTrait,
-} from "./_common.js";
-
-const HEIGHT = 460;
-const GREY = [200, 204, 209];
-// viridis, dark to light (legible in grey too)
-const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-const CLUSTER_HUES = [
-  [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75],
-  [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207], [0, 0, 128], [128, 128, 0],
-];
-
-function viridis(t) {
-  const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
-  const f = x - i;
-  return VIRIDIS[i].map((c, k) => Math.round(c + f * (VIRIDIS[i + 1][k] - c)));
-}
-
-function readData(model) {
-  const xy = f32(model.get("xy"));
-  const n = xy.length / 2;
-  const density = model.get("has_density") ? f32(model.get("density")) : null;
-  let dLo = Infinity, dHi = -Infinity;
-  if (density) for (const d of density) if (d > 0) { const l = Math.log10(d); dLo = Math.min(dLo, l); dHi = Math.max(dHi, l); }
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (let i = 0; i < n; i++) {
-    x0 = Math.min(x0, xy[2 * i]); x1 = Math.max(x1, xy[2 * i]);
-    y0 = Math.min(y0, xy[2 * i + 1]); y1 = Math.max(y1, xy[2 * i + 1]);
-  }
-  return {
-    n, xy, saeOf: i32(model.get("point_sae")), feat: i32(model.get("point_feature")),
-    names: model.get("sae_names") || [], labels: model.get("labels") || [],
-    density, dLo, dHi, cluster: model.get("has_cluster") ? i32(model.get("cluster")) : null,
-    bounds: [x0, x1, y0, y1],
-  };
-}
-
-function colourFn(data, by) {
-  if (by === "density" && data.density) {
-    const span = data.dHi - data.dLo || 1;
-    return (i) => (data.density[i] > 0 ? viridis((Math.log10(data.density[i]) - data.dLo) / span) : GREY);
-  }
-  if (by === "cluster" && data.cluster) {
-    return (i) => (data.cluster[i] < 0 ? GREY : CLUSTER_HUES[data.cluster[i] % CLUSTER_HUES.length]);
-  }
-  return (i) => HUES[data.saeOf[i] % HUES.length];
-}
-
-function insidePolygon(px, py, poly) {
-  let inside = false;
-  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
-    const [xi, yi] = poly[i], [xj, yj] = poly[j];
-    if ((yi > py) !== (yj > py) && px < ((xj - xi) * (py - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
+  HEIGHT, GREY, CLUSTER_HUES, viridis, readData, colourFn, insidePolygon, fit, sx, sy, drawPoints, nearest,
+} from "./_umap_canvas.js";
 
 function segmented(options, current, onPick, enabled = () => true) {
   return h("span", { class: "sk-seg" }, options.map(([value, text]) => h("button", {
@@ -66,18 +12,26 @@ function segmented(options, current, onPick, enabled = () => true) {
   }, text)));
 }
 
-function render({ model, el }) {
-  const root = h("div", { class: "sk-root sk-umap" });
-  el.appendChild(root);
-  const tip = new Tooltip(root);
-  let data = readData(model);
-  let tool = "lasso";
-  let view = null;           // {k, tx, ty}: screen = k * data + t (y flipped)
-  let width = 600;
-  let grid = new Map();      // screen-space hash for hover
-  let hoverIdx = -1;
-  let touched = false;       // zoomed or panned by the user: keep the view on resize
+const HINT = "Hover a point for its top tokens · click to open the feature · drag to lasso-select (shift: add) · wheel to zoom · double-click to reset";
 
+// ----- state ---------------------------------------------------------------------------
+// Everything the view changes over its life lives in one object, passed to every step:
+//   data     the points (readData), replaced when the point traits change
+//   view     {k, tx, ty}: screen = k * data + t (y flipped); null until the first fit
+//   width    the plot's measured width in CSS pixels
+//   grid     screen-space hash of the drawn points, for hover
+//   hoverIdx the point under the pointer (-1: none)
+//   tool     what a drag does: "lasso" or "pan"
+//   touched  zoomed or panned by the user: keep the view on resize
+//   drag     the gesture in progress: {kind, points, x0, y0, view0, shift}, or null
+function createState(model, root) {
+  return {
+    model, data: readData(model), view: null, width: 600, grid: new Map(), hoverIdx: -1,
+    tool: "lasso", touched: false, drag: null, tip: new Tooltip(root), el: buildLayout(root),
+  };
+}
+
+function buildLayout(root) {
   const title = h("div", { class: "sk-title" });
   const bar = h("div", { class: "sk-umap-bar" });
   const canvas = h("canvas", { "aria-label": "UMAP of decoder directions", role: "img" });
@@ -89,293 +43,266 @@ function render({ model, el }) {
   const legend = h("div", { class: "sk-umap-legend" });
   const side = h("div", { class: "sk-umap-side" });
   add(root, title, bar, h("div", { class: "sk-umap-grid" }, h("div", {}, plot, legend), side),
-    h("div", { class: "sk-hint" }, "Hover a point for its top tokens · click to open the feature · drag to lasso-select (shift: add) · wheel to zoom · double-click to reset"));
+    h("div", { class: "sk-hint" }, HINT));
+  return { title, bar, canvas, over, lassoPath, anchor, plot, legend, side };
+}
 
-  // ----- transform ---------------------------------------------------------------------
-  function fit() {
-    const [x0, x1, y0, y1] = data.bounds;
-    const pad = 18;
-    const k = Math.min((width - 2 * pad) / ((x1 - x0) || 1), (HEIGHT - 2 * pad) / ((y1 - y0) || 1));
-    view = { k, tx: width / 2 - k * (x0 + x1) / 2, ty: HEIGHT / 2 + k * (y0 + y1) / 2 };
-  }
-  const sx = (i) => view.k * data.xy[2 * i] + view.tx;
-  const sy = (i) => -view.k * data.xy[2 * i + 1] + view.ty;
+// ----- panels ----------------------------------------------------------------------------
+function pointTip(st, i) {
+  const { data } = st;
+  const box = h("div", {},
+    h("div", { class: "sk-tip-head" },
+      h("b", { class: "sk-num" }, `#${data.feat[i]}`),
+      h("span", { class: "sk-muted" }, data.names[data.saeOf[i]] || "")));
+  const label = data.labels[i];
+  add(box, label ? h("div", { class: "sk-node-label", style: { "white-space": "normal" } }, label)
+    : h("div", { class: "sk-muted" }, "no label"));
+  if (data.density) add(box, h("div", { class: "sk-kv" }, h("span", { class: "sk-muted" }, "density"),
+    h("span", { class: "sk-num" }, data.density[i] > 0 ? `${fmt(100 * data.density[i])}%` : "never active")));
+  if (data.cluster) add(box, h("div", { class: "sk-kv" }, h("span", { class: "sk-muted" }, "cluster"),
+    h("span", { class: "sk-num" }, data.cluster[i] < 0 ? "none" : String(data.cluster[i]))));
+  if (!st.model.get("_offline")) add(box, h("div", { class: "sk-hint" }, "click to open this feature"));
+  return box;
+}
 
-  // ----- drawing -----------------------------------------------------------------------
-  function draw() {
-    const dpr = window.devicePixelRatio || 1;
-    canvas.width = Math.round(width * dpr);
-    canvas.height = Math.round(HEIGHT * dpr);
-    canvas.style.height = `${HEIGHT}px`;
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, width, HEIGHT);
-    const colour = colourFn(data, model.get("color_by"));
-    const sel = new Set(model.get("selection") || []);
-    const hi = new Set(model.get("highlight") || []);
-    const focus = model.get("focus");
-    const dim = sel.size > 0 || hi.size > 0;
-    const r = data.n > 20000 ? 1.6 : data.n > 3000 ? 2.2 : 3.2;
-    grid = new Map();
-    ctx.globalAlpha = dim ? 0.22 : 0.8;
-    for (let i = 0; i < data.n; i++) {
-      const x = sx(i), y = sy(i);
-      if (x < -5 || y < -5 || x > width + 5 || y > HEIGHT + 5) continue;
-      const key = `${Math.floor(x / 10)},${Math.floor(y / 10)}`;
-      let cell = grid.get(key);
-      if (!cell) grid.set(key, (cell = []));
-      cell.push(i);
-      if (sel.has(i) || hi.has(i)) continue;
-      ctx.fillStyle = css(colour(i));
-      ctx.beginPath();
-      ctx.arc(x, y, r, 0, 2 * Math.PI);
-      ctx.fill();
-    }
-    ctx.globalAlpha = 1;
-    const emphasise = (i, radius, stroke, width_) => {
-      ctx.fillStyle = css(colour(i));
-      ctx.beginPath();
-      ctx.arc(sx(i), sy(i), radius, 0, 2 * Math.PI);
-      ctx.fill();
-      if (!width_) return;
-      ctx.strokeStyle = stroke;
-      ctx.lineWidth = width_;
-      ctx.stroke();
-    };
-    // Outlines help a few selected points stand out; thousands would merge into a blot.
-    const selOutline = sel.size > 1500 ? 0 : 1;
-    for (const i of sel) if (!hi.has(i)) emphasise(i, r + (selOutline ? 1 : 0.5), "#1f2328", selOutline);
-    for (const i of hi) emphasise(i, r + 2.5, "#1f2328", 1.5);
-    if (focus !== null && focus !== undefined && focus >= 0 && focus < data.n) {
-      emphasise(focus, r + 3, "#c2410c", 2.5);
-      ctx.strokeStyle = "#c2410c";
-      ctx.lineWidth = 1.5;
-      ctx.beginPath();
-      ctx.arc(sx(focus), sy(focus), r + 9, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
-    if (hoverIdx >= 0) {
-      ctx.strokeStyle = "#1f2328";
-      ctx.lineWidth = 2;
-      ctx.beginPath();
-      ctx.arc(sx(hoverIdx), sy(hoverIdx), r + 4, 0, 2 * Math.PI);
-      ctx.stroke();
-    }
-    over.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
-  }
+function openPoint(st, i) {
+  const { data } = st;
+  st.model.send({ type: "feature_click", feature: data.feat[i], sae: data.names[data.saeOf[i]] || "" });
+}
 
-  function nearest(x, y, maxDist = 8) {
-    let best = -1, bestD = maxDist * maxDist;
-    const cx = Math.floor(x / 10), cy = Math.floor(y / 10);
-    for (let gx = cx - 1; gx <= cx + 1; gx++) for (let gy = cy - 1; gy <= cy + 1; gy++) {
-      for (const i of grid.get(`${gx},${gy}`) || []) {
-        const d = (sx(i) - x) ** 2 + (sy(i) - y) ** 2;
-        if (d <= bestD) { bestD = d; best = i; }
-      }
-    }
-    return best;
-  }
+function drawBar(st) {
+  const { model, data } = st;
+  const hasD = !!data.density, hasC = !!data.cluster;
+  add(clear(st.el.bar),
+    h("span", { class: "sk-muted" }, "Colour"),
+    segmented([["sae", "dictionary"], ["density", "density"], ["cluster", "cluster"]], model.get("color_by"),
+      (v) => setTrait(model, "color_by", v), (v) => v === "sae" || (v === "density" && hasD) || (v === "cluster" && hasC)),
+    h("span", { class: "sk-muted", style: { "margin-left": "8px" } }, "Drag"),
+    segmented([["lasso", "lasso"], ["pan", "pan"]], st.tool, (v) => setTool(st, v)),
+    h("button", { class: "sk-btn", type: "button", onclick: () => reset(st) }, "Reset view"),
+    h("span", { class: "sk-muted sk-num", "data-role": "count" },
+      `${data.n} points · ${(model.get("selection") || []).length} selected`));
+}
 
-  // ----- panels ------------------------------------------------------------------------
-  function pointTip(i) {
-    const box = h("div", {},
-      h("div", { class: "sk-tip-head" },
-        h("b", { class: "sk-num" }, `#${data.feat[i]}`),
-        h("span", { class: "sk-muted" }, data.names[data.saeOf[i]] || "")));
-    const label = data.labels[i];
-    add(box, label ? h("div", { class: "sk-node-label", style: { "white-space": "normal" } }, label)
-      : h("div", { class: "sk-muted" }, "no label"));
-    if (data.density) add(box, h("div", { class: "sk-kv" }, h("span", { class: "sk-muted" }, "density"),
-      h("span", { class: "sk-num" }, data.density[i] > 0 ? `${fmt(100 * data.density[i])}%` : "never active")));
-    if (data.cluster) add(box, h("div", { class: "sk-kv" }, h("span", { class: "sk-muted" }, "cluster"),
-      h("span", { class: "sk-num" }, data.cluster[i] < 0 ? "none" : String(data.cluster[i]))));
-    if (!model.get("_offline")) add(box, h("div", { class: "sk-hint" }, "click to open this feature"));
-    return box;
-  }
+function setTool(st, tool) {
+  st.tool = tool;
+  st.el.plot.classList.toggle("sk-lasso", tool === "lasso");
+  st.el.plot.classList.toggle("sk-pan", tool === "pan");
+  drawBar(st);
+}
 
-  function openPoint(i) {
-    model.send({ type: "feature_click", feature: data.feat[i], sae: data.names[data.saeOf[i]] || "" });
-  }
+function drawLegend(st) {
+  const by = st.model.get("color_by");
+  const legend = clear(st.el.legend);
+  if (by === "density" && st.data.density) add(legend, densityLegend(st.data));
+  else if (by === "cluster" && st.data.cluster) add(legend, clusterLegend(st.data));
+  else add(legend, saeLegend(st.data));
+}
 
-  function drawBar() {
-    clear(bar);
-    const hasD = !!data.density, hasC = !!data.cluster;
-    add(bar,
-      h("span", { class: "sk-muted" }, "Colour"),
-      segmented([["sae", "dictionary"], ["density", "density"], ["cluster", "cluster"]], model.get("color_by"),
-        (v) => setTrait(model, "color_by", v), (v) => v === "sae" || (v === "density" && hasD) || (v === "cluster" && hasC)),
-      h("span", { class: "sk-muted", style: { "margin-left": "8px" } }, "Drag"),
-      segmented([["lasso", "lasso"], ["pan", "pan"]], tool, (v) => {
-        tool = v;
-        plot.classList.toggle("sk-lasso", v === "lasso");
-        plot.classList.toggle("sk-pan", v === "pan");
-        drawBar();
-      }),
-      h("button", { class: "sk-btn", type: "button", onclick: () => reset() }, "Reset view"),
-      h("span", { class: "sk-muted sk-num", "data-role": "count" },
-        `${data.n} points · ${(model.get("selection") || []).length} selected`));
-  }
+function greyKey(text) {
+  return h("span", {}, h("span", { class: "sk-dot", style: { background: css(GREY) } }), text);
+}
 
-  function drawLegend() {
-    clear(legend);
-    const by = model.get("color_by");
-    if (by === "density" && data.density) {
-      const ramp = h("span", { class: "sk-ramp" });
-      ramp.style.background = `linear-gradient(to right, ${[0, 0.25, 0.5, 0.75, 1].map((x) => `${css(viridis(x))} ${x * 100}%`).join(", ")})`;
-      add(legend, h("span", { class: "sk-muted" }, "log10 density"), Number.isFinite(data.dLo) ? fmt(data.dLo) : "–", ramp,
-        Number.isFinite(data.dHi) ? fmt(data.dHi) : "–",
-        h("span", {}, h("span", { class: "sk-dot", style: { background: css(GREY) } }), "never active"));
-      return;
-    }
-    if (by === "cluster" && data.cluster) {
-      const ids = [...new Set(data.cluster)].filter((c) => c >= 0).sort((a, b) => a - b);
-      add(legend, h("span", { class: "sk-muted" }, `${ids.length} clusters`),
-        ids.slice(0, 12).map((c) => h("span", {}, h("span", { class: "sk-dot", style: { background: css(CLUSTER_HUES[c % CLUSTER_HUES.length]) } }), String(c))),
-        ids.length > 12 ? h("span", { class: "sk-muted" }, "…") : null,
-        h("span", {}, h("span", { class: "sk-dot", style: { background: css(GREY) } }), "none"));
-      return;
-    }
-    const counts = data.names.map(() => 0);
-    for (const k of data.saeOf) counts[k] += 1;
-    add(legend, data.names.map((name, k) => h("span", { "data-sae": name },
-      h("span", { class: "sk-dot", style: { background: css(HUES[k % HUES.length]) } }), name,
-      h("span", { class: "sk-muted" }, ` (${counts[k]})`))));
-  }
+function densityLegend(data) {
+  const ramp = h("span", { class: "sk-ramp" });
+  ramp.style.background = `linear-gradient(to right, ${[0, 0.25, 0.5, 0.75, 1].map((x) => `${css(viridis(x))} ${x * 100}%`).join(", ")})`;
+  return [h("span", { class: "sk-muted" }, "log10 density"), Number.isFinite(data.dLo) ? fmt(data.dLo) : "–", ramp,
+    Number.isFinite(data.dHi) ? fmt(data.dHi) : "–", greyKey("never active")];
+}
 
-  function itemRow(i) {
-    return h("div", { class: "sk-umap-item", "data-point": i,
-      onmouseenter: () => { hoverIdx = i; draw(); }, onmouseleave: () => { hoverIdx = -1; draw(); } },
-    h("span", { class: "sk-swatch", style: { background: css(colourFn(data, model.get("color_by"))(i)) } }),
+function clusterLegend(data) {
+  const ids = [...new Set(data.cluster)].filter((c) => c >= 0).sort((a, b) => a - b);
+  return [h("span", { class: "sk-muted" }, `${ids.length} clusters`),
+    ids.slice(0, 12).map((c) => h("span", {}, h("span", { class: "sk-dot", style: { background: css(CLUSTER_HUES[c % CLUSTER_HUES.length]) } }), String(c))),
+    ids.length > 12 ? h("span", { class: "sk-muted" }, "…") : null,
+    greyKey("none")];
+}
+
+function saeLegend(data) {
+  const counts = data.names.map(() => 0);
+  for (const k of data.saeOf) counts[k] += 1;
+  return data.names.map((name, k) => h("span", { "data-sae": name },
+    h("span", { class: "sk-dot", style: { background: css(HUES[k % HUES.length]) } }), name,
+    h("span", { class: "sk-muted" }, ` (${counts[k]})`)));
+}
+
+function itemRow(st, i) {
+  const { data } = st;
+  const hover = (idx) => () => { st.hoverIdx = idx; drawPoints(st); };
+  return h("div", { class: "sk-umap-item", "data-point": i, onmouseenter: hover(i), onmouseleave: hover(-1) },
+    h("span", { class: "sk-swatch", style: { background: css(colourFn(data, st.model.get("color_by"))(i)) } }),
     h("button", { class: "sk-fid", type: "button", "data-feature": data.feat[i], title: `open ${data.names[data.saeOf[i]]} #${data.feat[i]}`,
-      onclick: (ev) => { ev.stopPropagation(); openPoint(i); } }, `#${data.feat[i]}`),
+      onclick: (ev) => { ev.stopPropagation(); openPoint(st, i); } }, `#${data.feat[i]}`),
     h("span", { class: "sk-tip-label", title: data.labels[i] || "" },
       data.names.length > 1 ? h("span", { class: "sk-muted" }, `${data.names[data.saeOf[i]]} `) : null, data.labels[i] || ""));
-  }
+}
 
-  function drawSide() {
-    clear(side);
-    const sel = model.get("selection") || [];
-    const hi = model.get("highlight") || [];
-    const section = (name, list, role) => {
-      const shown = list.slice(0, 300);
-      return [h("div", { class: "sk-sec-title", style: { "margin-top": "4px" } }, `${name} (${list.length})`),
-        h("div", { class: "sk-umap-list", "data-role": role }, shown.map(itemRow),
-          list.length > shown.length ? h("div", { class: "sk-muted" }, `… ${list.length - shown.length} more`) : null)];
-    };
-    if (sel.length) {
-      add(side, section("Selection", sel, "selection"),
-        h("button", { class: "sk-btn", type: "button", style: { "margin-top": "6px", "align-self": "start" },
-          onclick: () => setTrait(model, "selection", []) }, "Clear selection"));
-    } else {
-      add(side, h("div", { class: "sk-sec-title", style: { "margin-top": "4px" } }, "Selection"),
-        h("div", { class: "sk-empty" }, "Drag on the plot to lasso-select features (shift: add to the selection)."));
-    }
-    if (hi.length) add(side, section("Highlighted", hi, "highlight"));
-  }
+function listSection(st, name, list, role) {
+  const shown = list.slice(0, 300);
+  return [h("div", { class: "sk-sec-title", style: { "margin-top": "4px" } }, `${name} (${list.length})`),
+    h("div", { class: "sk-umap-list", "data-role": role }, shown.map((i) => itemRow(st, i)),
+      list.length > shown.length ? h("div", { class: "sk-muted" }, `… ${list.length - shown.length} more`) : null)];
+}
 
-  // ----- interaction -------------------------------------------------------------------
-  let drag = null;   // {kind, points, x0, y0, view0, shift}
-  const local = (ev) => {
-    const r = canvas.getBoundingClientRect();
-    return [(ev.clientX - r.left) * (width / r.width), (ev.clientY - r.top) * (HEIGHT / r.height)];
-  };
-  canvas.addEventListener("pointerdown", (ev) => {
-    if (ev.button !== 0) return;
-    const [x, y] = local(ev);
-    canvas.setPointerCapture(ev.pointerId);
-    drag = { kind: tool, points: [[x, y]], x0: x, y0: y, view0: { ...view }, shift: ev.shiftKey };
-    tip.hide();
-  });
-  canvas.addEventListener("pointermove", (ev) => {
-    const [x, y] = local(ev);
-    if (drag) {
-      if (drag.kind === "pan") {
-        view = { ...drag.view0, tx: drag.view0.tx + x - drag.x0, ty: drag.view0.ty + y - drag.y0 };
-        touched = true;
-        draw();
-      } else {
-        drag.points.push([x, y]);
-        lassoPath.setAttribute("d", "M" + drag.points.map((p) => `${p[0].toFixed(1)},${p[1].toFixed(1)}`).join("L") + "Z");
-      }
-      return;
-    }
-    const i = nearest(x, y);
-    if (i !== hoverIdx) {
-      hoverIdx = i;
-      draw();
-      if (i >= 0) {
-        anchor.style.left = `${(sx(i) * canvas.getBoundingClientRect().width) / width - 4}px`;
-        anchor.style.top = `${sy(i) - 4}px`;
-        tip.show(anchor, pointTip(i));
-      } else {
-        tip.scheduleHide();
-      }
-    }
-  });
-  canvas.addEventListener("pointerleave", () => {
-    if (drag) return;
-    if (hoverIdx >= 0) { hoverIdx = -1; draw(); }
-    tip.scheduleHide();
-  });
-  canvas.addEventListener("pointerup", (ev) => {
-    if (!drag) return;
-    const d = drag;
-    drag = null;
-    lassoPath.setAttribute("d", "");
-    const [x, y] = local(ev);
-    const moved = Math.hypot(x - d.x0, y - d.y0) > 4 || d.points.length > 6;
-    if (d.kind === "pan" && moved) return;
-    if (!moved || d.points.length < 3) {
-      const i = nearest(x, y);
-      if (i >= 0) openPoint(i);
-      else if (!d.shift && (model.get("selection") || []).length) setTrait(model, "selection", []);
-      return;
-    }
-    const chosen = d.shift ? new Set(model.get("selection") || []) : new Set();
-    for (let i = 0; i < data.n; i++) if (insidePolygon(sx(i), sy(i), d.points)) chosen.add(i);
-    setTrait(model, "selection", [...chosen].sort((a, b) => a - b));
-  });
-  canvas.addEventListener("wheel", (ev) => {
-    ev.preventDefault();
-    const [x, y] = local(ev);
-    const f = Math.exp(-ev.deltaY * 0.0015);
-    view = { k: view.k * f, tx: x - f * (x - view.tx), ty: y - f * (y - view.ty) };
-    touched = true;
-    draw();
-  }, { passive: false });
-  const reset = () => { touched = false; fit(); draw(); };
-  canvas.addEventListener("dblclick", reset);
+function drawSide(st) {
+  const { model } = st;
+  const side = clear(st.el.side);
+  const sel = model.get("selection") || [];
+  const hi = model.get("highlight") || [];
+  if (sel.length) {
+    add(side, listSection(st, "Selection", sel, "selection"),
+      h("button", { class: "sk-btn", type: "button", style: { "margin-top": "6px", "align-self": "start" },
+        onclick: () => setTrait(model, "selection", []) }, "Clear selection"));
+  } else {
+    add(side, h("div", { class: "sk-sec-title", style: { "margin-top": "4px" } }, "Selection"),
+      h("div", { class: "sk-empty" }, "Drag on the plot to lasso-select features (shift: add to the selection)."));
+  }
+  if (hi.length) add(side, listSection(st, "Highlighted", hi, "highlight"));
+}
 
-  // ----- lifecycle ---------------------------------------------------------------------
-  function measure() {
-    const w = Math.round(plot.clientWidth) || 600;
-    if (w === width && view) return false;
-    const old = width;
-    width = w;
-    if (!view || !touched) fit();
-    else view = { ...view, tx: view.tx + (w - old) / 2 };
-    return true;
+// ----- pointer interaction -----------------------------------------------------------------
+function localPoint(st, ev) {
+  const r = st.el.canvas.getBoundingClientRect();
+  return [(ev.clientX - r.left) * (st.width / r.width), (ev.clientY - r.top) * (HEIGHT / r.height)];
+}
+
+function bindPointer(st) {
+  const { canvas } = st.el;
+  canvas.addEventListener("pointerdown", (ev) => onPointerDown(st, ev));
+  canvas.addEventListener("pointermove", (ev) => onPointerMove(st, ev));
+  canvas.addEventListener("pointerleave", () => onPointerLeave(st));
+  canvas.addEventListener("pointerup", (ev) => onPointerUp(st, ev));
+  canvas.addEventListener("wheel", (ev) => onWheel(st, ev), { passive: false });
+  canvas.addEventListener("dblclick", () => reset(st));
+}
+
+function onPointerDown(st, ev) {
+  if (ev.button !== 0) return;
+  const [x, y] = localPoint(st, ev);
+  st.el.canvas.setPointerCapture(ev.pointerId);
+  st.drag = { kind: st.tool, points: [[x, y]], x0: x, y0: y, view0: { ...st.view }, shift: ev.shiftKey };
+  st.tip.hide();
+}
+
+function onPointerMove(st, ev) {
+  const [x, y] = localPoint(st, ev);
+  if (st.drag) dragTo(st, x, y);
+  else hoverAt(st, x, y);
+}
+
+function dragTo(st, x, y) {
+  const { drag } = st;
+  if (drag.kind === "pan") {
+    st.view = { ...drag.view0, tx: drag.view0.tx + x - drag.x0, ty: drag.view0.ty + y - drag.y0 };
+    st.touched = true;
+    drawPoints(st);
+    return;
   }
-  function drawAll() {
-    const t = model.get("title");
-    title.textContent = t || "";
-    title.style.display = t ? "" : "none";
-    measure();
-    drawBar();
-    drawLegend();
-    drawSide();
-    draw();
-  }
-  requestAnimationFrame(() => drawAll());
-  drawAll();
-  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => { if (measure()) draw(); }) : null;
-  if (ro) ro.observe(plot);
-  const offs = [
+  drag.points.push([x, y]);
+  st.el.lassoPath.setAttribute("d", "M" + drag.points.map((p) => `${p[0].toFixed(1)},${p[1].toFixed(1)}`).join("L") + "Z");
+}
+
+function hoverAt(st, x, y) {
+  const i = nearest(st, x, y);
+  if (i === st.hoverIdx) return;
+  st.hoverIdx = i;
+  drawPoints(st);
+  if (i < 0) { st.tip.scheduleHide(); return; }
+  const { anchor, canvas } = st.el;
+  anchor.style.left = `${(sx(st, i) * canvas.getBoundingClientRect().width) / st.width - 4}px`;
+  anchor.style.top = `${sy(st, i) - 4}px`;
+  st.tip.show(anchor, pointTip(st, i));
+}
+
+function onPointerLeave(st) {
+  if (st.drag) return;
+  if (st.hoverIdx >= 0) { st.hoverIdx = -1; drawPoints(st); }
+  st.tip.scheduleHide();
+}
+
+function onPointerUp(st, ev) {
+  const d = st.drag;
+  if (!d) return;
+  st.drag = null;
+  st.el.lassoPath.setAttribute("d", "");
+  const [x, y] = localPoint(st, ev);
+  const moved = Math.hypot(x - d.x0, y - d.y0) > 4 || d.points.length > 6;
+  if (d.kind === "pan" && moved) return;
+  if (!moved || d.points.length < 3) clickAt(st, x, y, d.shift);
+  else lassoSelect(st, d.points, d.shift);
+}
+
+function clickAt(st, x, y, shift) {
+  const i = nearest(st, x, y);
+  if (i >= 0) openPoint(st, i);
+  else if (!shift && (st.model.get("selection") || []).length) setTrait(st.model, "selection", []);
+}
+
+function lassoSelect(st, polygon, shift) {
+  const chosen = shift ? new Set(st.model.get("selection") || []) : new Set();
+  for (let i = 0; i < st.data.n; i++) if (insidePolygon(sx(st, i), sy(st, i), polygon)) chosen.add(i);
+  setTrait(st.model, "selection", [...chosen].sort((a, b) => a - b));
+}
+
+function onWheel(st, ev) {
+  ev.preventDefault();
+  const [x, y] = localPoint(st, ev);
+  const f = Math.exp(-ev.deltaY * 0.0015);
+  const { view } = st;
+  st.view = { k: view.k * f, tx: x - f * (x - view.tx), ty: y - f * (y - view.ty) };
+  st.touched = true;
+  drawPoints(st);
+}
+
+function reset(st) {
+  st.touched = false;
+  fit(st);
+  drawPoints(st);
+}
+
+// ----- lifecycle ---------------------------------------------------------------------------
+// Follow the plot's width; false when it did not change.
+function measure(st) {
+  const w = Math.round(st.el.plot.clientWidth) || 600;
+  if (w === st.width && st.view) return false;
+  const old = st.width;
+  st.width = w;
+  if (!st.view || !st.touched) fit(st);
+  else st.view = { ...st.view, tx: st.view.tx + (w - old) / 2 };
+  return true;
+}
+
+function drawAll(st) {
+  const t = st.model.get("title");
+  st.el.title.textContent = t || "";
+  st.el.title.style.display = t ? "" : "none";
+  measure(st);
+  drawBar(st);
+  drawLegend(st);
+  drawSide(st);
+  drawPoints(st);
+}
+
+function watch(st) {
+  const { model } = st;
+  return [
     listen(model, ["xy", "point_sae", "point_feature", "labels", "density", "has_density", "cluster", "has_cluster", "sae_names"],
-      () => { data = readData(model); fit(); drawAll(); }),
-    listen(model, ["selection", "highlight", "focus", "color_by", "title"], drawAll),
+      () => { st.data = readData(model); fit(st); drawAll(st); }),
+    listen(model, ["selection", "highlight", "focus", "color_by", "title"], () => drawAll(st)),
   ];
-  return () => { offs.forEach((off) => off()); if (ro) ro.disconnect(); tip.destroy(); };
+}
+
+function render({ model, el }) {
+  const root = h("div", { class: "sk-root sk-umap" });
+  el.appendChild(root);
+  const st = createState(model, root);
+  bindPointer(st);
+  requestAnimationFrame(() => drawAll(st));
+  drawAll(st);
+  const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => { if (measure(st)) drawPoints(st); }) : null;
+  if (ro) ro.observe(st.el.plot);
+  const offs = watch(st);
+  return () => { offs.forEach((off) => off()); if (ro) ro.disconnect(); st.tip.destroy(); };
 }
 
 export default { render };

@@ -101,15 +101,25 @@ def visible_token(token: str) -> str:
     """Return a one-line, visible form of a token string for text output.
 
     Newlines become ``↵``, tabs ``⇥``, carriage returns are dropped and an empty
-    token is shown as ``∅``. Leading spaces are kept.
+    token is shown as ``∅``. Leading spaces are kept. Invisible and bidirectional
+    control characters are shown as ``⟨U+202E⟩`` (as the views' front end does), so a
+    token cannot reorder or hide the text after it.
 
     Example:
-        >>> visible_token(" cat\\n")
-        ' cat↵'
+        >>> visible_token(" cat\\n"), visible_token("a\\u202eb")
+        (' cat↵', 'a⟨U+202E⟩b')
     """
     if token == "":
         return "∅"
-    return token.replace("\r", "").replace("\n", "↵").replace("\t", "⇥")
+    token = token.replace("\r", "").replace("\n", "↵").replace("\t", "⇥")
+    return _HIDDEN.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", token)
+
+
+# The characters _common.js shows as ⟨U+XXXX⟩: C0/C1 controls, Arabic letter mark,
+# zero-width space, LRM/RLM, line/paragraph separators, bidi embeddings/overrides/isolates,
+# word joiner, BOM.
+_HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f"
+                     "\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def fmt_value(value: float, digits: int = 3) -> str:

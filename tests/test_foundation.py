@@ -227,3 +227,11 @@ def test_load_sae_refuses_non_finite_weights(tmp_path) -> None:
     with pytest.raises(CompatibilityError, match="NaN or infinite values in \\['b_enc'\\]"):
         load_sae(path)
     assert not bool(torch.isfinite(load_sae(path, allow_nonfinite=True).b_enc).all())
+
+
+def test_text_form_shows_bidi_and_invisible_characters() -> None:
+    from saekit._html import visible_token
+
+    assert visible_token("a\u202eb\u2066c") == "a⟨U+202E⟩b⟨U+2066⟩c"
+    assert visible_token("\u200b") == "⟨U+200B⟩" and visible_token("é\u200d") == "é\u200d"
+    assert visible_token(" x\n\t") == " x↵⇥"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from saekit.errors import CompatibilityError, SaekitError
+from saekit.errors import CompatibilityError, SaekitError, SaekitWarning
 from saekit.ids import FeatureRef
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def _is_integer(x: Any) -> bool:
         return False
     if isinstance(x, numbers.Integral | np.integer):
         return True
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and np.issubdtype(x.dtype, np.integer)
     return isinstance(x, Tensor) and x.ndim == 0 and not x.dtype.is_floating_point \
         and x.dtype != torch.bool and not x.dtype.is_complex
 
@@ -85,7 +88,7 @@ def feature_ids(x: Any, d_sae: int | None = None, sae: str | None = None) -> lis
     A single id gives a one-element list; lists, tuples, ranges, numpy arrays and 1-d
     integer tensors give their elements in order. A string is refused, not split.
     """
-    if isinstance(x, FeatureRef) or _is_integer(x):
+    if isinstance(x, FeatureRef) or _is_integer(x) or x is None or isinstance(x, float | bool):
         return [feature_id(x, d_sae, sae)]
     if isinstance(x, str | bytes):
         raise SaekitError(
@@ -161,31 +164,56 @@ def texts(x: Any, what: str = "texts") -> list[str]:
     return items
 
 
-def within_context(ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt") -> Tensor:
-    """``[T]`` ids that fit a context of ``n_ctx`` tokens.
+def within_context(
+    ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt", new_tokens: int = 0
+) -> Tensor:
+    """``[..., T]`` ids that fit a context of ``n_ctx`` tokens (with room for ``new_tokens``).
 
-    Longer ids are refused, or with ``truncate=True`` cut to their last ``n_ctx`` tokens
-    with a logged warning: never silently.
+    Longer ids are refused, or with ``truncate=True`` cut to their last tokens with a
+    :class:`~saekit.errors.SaekitWarning`: never silently. ``new_tokens`` reserves room
+    for tokens still to be generated (``generate``: prompt + new tokens must fit).
+
+    Example:
+        >>> within_context(torch.arange(6), 4, truncate=True).tolist()  # doctest: +SKIP
+        [2, 3, 4, 5]
     """
-    if n_ctx is None or ids.shape[-1] <= n_ctx:
+    if n_ctx is None:
+        return ids
+    room = n_ctx - new_tokens
+    plus = f" plus {new_tokens} new tokens" if new_tokens else ""
+    if room < 1:
+        raise SaekitError(
+            f"{new_tokens} new tokens do not fit the model's context of {n_ctx} tokens. "
+            f"Ask for at most {n_ctx - 1} new tokens."
+        )
+    if ids.shape[-1] <= room:
         return ids
     if not truncate:
         raise SaekitError(
-            f"The {what} has {ids.shape[-1]} tokens but the model's context is {n_ctx}. Shorten it, "
+            f"The {what} has {ids.shape[-1]} tokens{plus} but the model's context is {n_ctx}. Shorten it, "
             "or pass truncate=True to keep its last tokens."
         )
-    log.warning("saekit: the %s has %d tokens; keeping its last %d (the model's context).",
-                what, ids.shape[-1], n_ctx)
-    return ids[..., -n_ctx:]
+    warnings.warn(
+        f"saekit: the {what} has {ids.shape[-1]} tokens{plus}; keeping its last {room} "
+        f"(the model's context is {n_ctx}).", SaekitWarning, stacklevel=3,
+    )
+    return ids[..., -room:]
 
 
-def finite_weights(sae: SAE, where: str = "") -> None:
-    """Refuse an SAE whose parameters hold NaN or infinite values."""
+def finite_weights(sae: SAE, where: str = "", *, fix: str | None = None) -> None:
+    """Refuse an SAE whose parameters hold NaN or infinite values.
+
+    Args:
+        sae: the SAE.
+        where: the file it came from, for the message.
+        fix: how to proceed (default: load another checkpoint or ``allow_nonfinite=True``).
+    """
     bad = [n for n, p in sae.named_parameters() if not bool(torch.isfinite(p).all())]
     bad += [n for n, b in sae.named_buffers() if b.is_floating_point() and not bool(torch.isfinite(b).all())]
     if bad:
         at = f" loaded from {where}" if where else ""
+        fix = fix or ("Use another checkpoint, or pass allow_nonfinite=True to load it anyway (for "
+                      "debugging).")
         raise CompatibilityError(
-            f"The SAE{at} has NaN or infinite values in {bad}; its outputs would be NaN. Use "
-            "another checkpoint, or pass allow_nonfinite=True to load it anyway (for debugging)."
+            f"The SAE{at} has NaN or infinite values in {bad}; its outputs would be NaN. {fix}"
         )

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor
 
+from saekit import _boundary
 from saekit.errors import CompatibilityError
 from saekit.model import Edit
 from saekit.sae.base import SAE
@@ -51,8 +52,15 @@ def sae_edit(
         add: feature -> amount added to the code (along its decoder direction).
         where: ``[batch, pos]`` bool mask of positions to edit (others untouched);
             e.g. to leave BOS alone. None edits every position.
+
+    Feature ids and values pass the boundary (:mod:`saekit._boundary`): ints, numpy
+    integers and :class:`~saekit.ids.FeatureRef`; finite values. A string, float, bool,
+    NaN or infinite value raises :class:`~saekit.errors.SaekitError`.
     """
-    changes = _Changes.build(sae, ablate, clamp or {}, scale or {}, add or {})
+    ablate = _boundary.feature_ids(ablate, sae.d_sae) if _given(ablate) else []
+    clamp, scale, add = (_boundary.feature_values(v, f"sae_edit({k}=...)", sae.d_sae) if v is not None else {}
+                         for k, v in (("clamp", clamp), ("scale", scale), ("add", add)))
+    changes = _Changes.build(sae, ablate, clamp, scale, add)
 
     def edit(x: Tensor) -> Tensor:  # x: [batch, pos, d_in]
         codes = sae.encode(x)
@@ -63,6 +71,11 @@ def sae_edit(
         return new if where is None else torch.where(where[..., None].to(x.device), new, x)
 
     return edit
+
+
+def _given(ablate: object) -> bool:
+    """False for an empty list/tuple (the default: nothing to ablate)."""
+    return not (isinstance(ablate, list | tuple | range) and len(ablate) == 0)
 
 
 def reconstruction_edit(sae: SAE, where: Tensor | None = None) -> Edit:

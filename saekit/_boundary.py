@@ -165,13 +165,15 @@ def texts(x: Any, what: str = "texts") -> list[str]:
 
 
 def within_context(
-    ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt", new_tokens: int = 0
+    ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt", new_tokens: int = 0,
+    fix: str = "Shorten it, or pass truncate=True to keep its last tokens.",
 ) -> Tensor:
     """``[..., T]`` ids that fit a context of ``n_ctx`` tokens (with room for ``new_tokens``).
 
     Longer ids are refused, or with ``truncate=True`` cut to their last tokens with a
     :class:`~saekit.errors.SaekitWarning`: never silently. ``new_tokens`` reserves room
-    for tokens still to be generated (``generate``: prompt + new tokens must fit).
+    for tokens still to be generated (``generate``: prompt + new tokens must fit);
+    ``fix`` ends the error message (how the caller can proceed).
 
     Example:
         >>> within_context(torch.arange(6), 4, truncate=True).tolist()  # doctest: +SKIP
@@ -190,8 +192,7 @@ def within_context(
         return ids
     if not truncate:
         raise SaekitError(
-            f"The {what} has {ids.shape[-1]} tokens{plus} but the model's context is {n_ctx}. Shorten it, "
-            "or pass truncate=True to keep its last tokens."
+            f"The {what} has {ids.shape[-1]} tokens{plus} but the model's context is {n_ctx}. {fix}"
         )
     warnings.warn(
         f"saekit: the {what} has {ids.shape[-1]} tokens{plus}; keeping its last {room} "

@@ -265,7 +265,9 @@ class Model:
         order = sorted({self.site(s) for s in [*read, *edits]})
         if not order and not logits:
             raise SaekitError("run() with no sites to read, no edits and logits=False does nothing.")
-        _boundary.within_context(input_ids, self.context_length, truncate=False, what="input")
+        _boundary.within_context(input_ids, self.context_length, truncate=False, what="input",
+                                 fix="Split it into windows: model.batches(texts, max_length=...) "
+                                     "chunks long texts.")
         input_ids = input_ids.to(self.device)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(self.device)
         ctx = torch.enable_grad() if grad else torch.inference_mode()

@@ -140,8 +140,10 @@ def test_run_refuses_ids_past_context(tiny_llama) -> None:
 
 def test_analysis_refuses_context_past_model_context(tiny_llama, sae) -> None:
     long = _long_text(tiny_llama, tiny_llama.context_length + 5)
-    with pytest.raises(SaekitError, match="context is 128"):
+    with pytest.raises(SaekitError, match=r"context has \d+ tokens but the model's context is 128"):
         ablate_feature(tiny_llama, sae, long, 3)
+    with pytest.raises(SaekitError, match="context has 129 tokens"):
+        ablate_context(tiny_llama, sae, [5] * 129, 3, progress=False)
 
 
 def test_activations_chunk_long_texts(tiny_llama) -> None:
@@ -220,3 +222,57 @@ def test_saekit_warning_is_a_user_warning() -> None:
         warnings.simplefilter("always")
         warnings.warn("x", SaekitWarning, stacklevel=1)
     assert issubclass(w[0].category, UserWarning)
+
+
+# ----- long work tells its cost ----------------------------------------------------------------
+@pytest.fixture
+def eager_cost(monkeypatch):
+    """Time every job and warn above 0 s (tiny models are too fast to reach the real threshold)."""
+    from saekit.analysis import _cost
+
+    monkeypatch.setattr(_cost, "MIN_TOKENS", 0)
+    monkeypatch.setattr(_cost, "WARN_SECONDS", 0.0)
+    return _cost
+
+
+def test_ablate_context_warns_with_an_estimate(tiny_llama, sae, eager_cost) -> None:
+    with pytest.warns(SaekitWarning, match=r"ablate_context needs \d+ forward rows of \d+ tokens: about"):
+        ablate_context(tiny_llama, sae, TEXT, 3, progress=False)
+
+
+def test_ablate_context_refuses_past_max_seconds(tiny_llama, sae) -> None:
+    long = tiny_llama.to_tokens(_long_text(tiny_llama, 120))[:120]  # token ids, within the context
+    with pytest.raises(SaekitError, match=r"about .*max_seconds=1e-09.*shorter context"):
+        ablate_context(tiny_llama, sae, long, 3, progress=False, max_seconds=1e-9)
+    with pytest.raises(SaekitError, match="positive number"):
+        ablate_context(tiny_llama, sae, long, 3, progress=False, max_seconds=-1)
+    df = ablate_context(tiny_llama, sae, long, 3, progress=False, max_seconds=600)
+    assert len(df) > 100
+
+
+def test_vocab_sweep_warns_and_refuses(tiny_llama, sae, eager_cost) -> None:
+    with pytest.warns(SaekitWarning, match="vocab_sweep needs"):
+        vocab_sweep(tiny_llama, sae, "The cat", 3, progress=False)
+    with pytest.raises(SaekitError, match="vocab_sweep.*tokens="):
+        vocab_sweep(tiny_llama, sae, "The cat", 3, progress=False, max_seconds=1e-9)
+
+
+def test_small_jobs_are_not_timed(tiny_llama, sae, monkeypatch) -> None:
+    from saekit.analysis import _cost
+
+    calls = []
+    monkeypatch.setattr(_cost, "estimate", lambda *a, **k: calls.append(a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SaekitWarning)
+        ablate_context(tiny_llama, sae, TEXT, 3, progress=False)
+    assert calls == []
+
+
+def test_estimate_scales_a_timed_sample(tiny_llama) -> None:
+    from saekit.analysis import _cost
+
+    ids = _ids(tiny_llama)
+    cost = _cost.estimate(tiny_llama, SITE, ids, 1000, "x")
+    assert cost.sample_rows == min(_cost.SAMPLE_TOKENS // ids.shape[1], 1000)
+    assert cost.seconds == pytest.approx(cost.sample_seconds * 1000 / cost.sample_rows)
+    assert "1,000 forward rows" in str(cost)

@@ -65,7 +65,7 @@ def feature_ids(sae: SAE, features: object) -> list[int]:
 
 
 def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
-    """``[T]`` token ids of a text (tokenised with BOS) or of given ids."""
+    """``[T]`` token ids of a text (tokenised with BOS) or of given ids, within the model's context."""
     if isinstance(context, str):
         if not context:
             raise SaekitError("The context is an empty string. Pass a non-empty text or token ids.")
@@ -80,7 +80,10 @@ def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
     vocab = model.W_U.shape[1]
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise SaekitError(f"Token ids must lie in 0..{vocab - 1} for this model; got {ids.tolist()[:8]}...")
-    return ids
+    return _boundary.within_context(
+        ids, model.context_length, truncate=False, what="context",
+        fix="Pass a shorter text, or the last tokens of its ids (BOS first): "
+            "ids = model.to_tokens(text); [ids[0], *ids[-(model.context_length - 1):]].")
 
 
 def one_token(model: Model, token: int | str) -> int:

@@ -386,7 +386,9 @@ def steering(
     Both generations call :meth:`Model.generate` with the same ``seed``; the steered one
     adds ``sae_edit(sae, clamp=...)`` (``mode="clamp"``) or ``scale=...``
     (``mode="multiply"``) at ``sae.cfg.site``, error term kept. The baseline is computed
-    once per prompt, so a slider move costs one generation. "Copy as code" shows the
+    once per prompt, so a slider move costs one generation. The view holds the model
+    while it generates (``model.exclusive``): a cell that uses the model meanwhile waits,
+    and the view shows "waiting for the model" while a cell holds it. "Copy as code" shows the
     equivalent ``saekit.analysis.steer`` / ``model.generate(..., edits=...)`` call.
 
     Args:
@@ -403,7 +405,7 @@ def steering(
                                              seed=seed, do_sample=do_sample, value_range=value_range,
                                              labels=labels or {})
     shown = "multiply" if mode in ("multiply", "scale") else "clamp"
-    return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code)
+    return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code, hold=model.exclusive)
 
 
 # ----- results display themselves --------------------------------------------------------

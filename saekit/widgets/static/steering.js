@@ -138,7 +138,7 @@ function render({ model, el }) {
     clearInterval(ticker);
     if (busy) {
       busyStart = busyStart || performance.now();
-      const tick = () => { text.textContent = `Generating… ${((performance.now() - busyStart) / 1000).toFixed(1)} s`; };
+      const tick = () => { text.textContent = model.get("status") || `Generating… ${((performance.now() - busyStart) / 1000).toFixed(1)} s`; };
       tick();
       ticker = setInterval(tick, 100);
     } else {
@@ -160,7 +160,7 @@ function render({ model, el }) {
   drawStatus();
   drawOutputs();
   const offs = [
-    listen(model, ["busy", "elapsed", "generation"], drawStatus),
+    listen(model, ["busy", "elapsed", "generation", "status"], drawStatus),
     listen(model, ["baseline", "steered", "shown_clamps", "error", "code"], drawOutputs),
     listen(model, ["sliders", "mode"], drawSliders),
     listen(model, ["values", "enabled"], () => rows.forEach((r) => r.sync())),

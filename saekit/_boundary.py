@@ -75,7 +75,8 @@ def feature_id(x: Any, d_sae: int | None = None, sae: str | None = None) -> int:
         raise SaekitError(f"Feature id {_describe(x)} is {kind}. {_ID_HELP}")
     if d_sae is not None and not 0 <= f < d_sae:
         raise CompatibilityError(
-            f"Feature id {f} is out of range for an SAE with d_sae={d_sae} (valid: 0..{d_sae - 1})."
+            f"Feature id {f} is out of range for an SAE with d_sae={d_sae} (valid: 0..{d_sae - 1}). "
+            f"Pass an integer in [0, {d_sae - 1}]."
         )
     if f < 0:
         raise SaekitError(f"Feature id {f} is negative. {_ID_HELP}")

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from saekit import _boundary
 from saekit.analysis._assemble import KIND_DTYPE
 from saekit.analysis._stats_io import load_parts, save_parts
 from saekit.analysis._stats_pass import SAEs, check_model_saes, named_saes, run_pass, settings_from
@@ -111,12 +112,7 @@ class FeatureStats:
 
     def _check_feature(self, name: str, feature: int) -> int:
         d_sae = int(self.info["saes"][name]["d_sae"])
-        if not isinstance(feature, (int, np.integer)) or not 0 <= int(feature) < d_sae:
-            raise SaekitError(
-                f"Feature {feature!r} is out of range for SAE {name!r} with {d_sae} features; "
-                f"use an integer in [0, {d_sae - 1}]."
-            )
-        return int(feature)
+        return _boundary.feature_id(feature, d_sae, sae=name)  # ints, numpy ints, refs to this SAE
 
     def _rows(self, name: str, feature: int) -> pd.DataFrame:
         ex = self.examples

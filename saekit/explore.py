@@ -175,6 +175,7 @@ def highlight(
         >>> explore.highlight(model, sae, ["The cat sat.", "A dog ran."], features=[12, 40])
     """
     named = named_saes(sae)
+    texts = _boundary.texts(texts)
     views = {}
     for name, s in named.items():
         feats = features.get(name) if isinstance(features, Mapping) else features
@@ -213,7 +214,8 @@ def context_ablation(
     from saekit.analysis import ablate_context
     from saekit.widgets import ContextAblation
 
-    frame = ablate_context(model, sae, text, feature, mode=mode, replacement=replacement, progress=False)
+    frame = ablate_context(model, sae, _boundary.text(text), feature, mode=mode, replacement=replacement,
+                           progress=False)
     tokens = model.to_strings(model.to_tokens(text))
     return ContextAblation.from_frame(frame, tokens, sae_name=site_of(sae), label=label, mode=mode)
 
@@ -249,7 +251,7 @@ def logit_attribution(
     from saekit.widgets import LogitAttribution
 
     feature = _boundary.feature_id(feature, sae.d_sae)
-    ids = torch.tensor(model.to_tokens(text), dtype=torch.long)  # [T]
+    ids = torch.tensor(model.to_tokens(_boundary.text(text)), dtype=torch.long)  # [T]
     tokens = model.to_strings(ids)
     mask = special_mask(model, ids).numpy()
 
@@ -410,6 +412,9 @@ def steering(
                                              seed=seed, do_sample=do_sample, value_range=value_range,
                                              labels=labels or {})
     shown = "multiply" if mode in ("multiply", "scale") else "clamp"
+    ids = torch.tensor(model.to_tokens(_boundary.text(prompt, "prompt")))
+    _boundary.within_context(ids, model.context_length, truncate=False, new_tokens=max_new_tokens,
+                             fix="Pass a shorter prompt, or fewer max_new_tokens.")
     return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code, hold=model.exclusive)
 
 

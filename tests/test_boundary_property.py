@@ -231,3 +231,62 @@ def test_every_public_analysis_is_in_the_table() -> None:
     assert takes_features <= {n.split("[")[0] for n in CALLS}
     assert {"highlight", "feature_card", "context_ablation", "logit_attribution", "steering", "splitting",
             "follow"} <= {n.split(".")[1].split("[")[0] for n in CALLS if n.startswith("explore.")}
+
+
+# ----- the text boundary ----------------------------------------------------------------------
+#: name -> one public call with ``t`` as its text (prompt, context, corpus). Extend here.
+TEXT_CALLS: dict[str, Callable[[Env, Any], Any]] = {
+    "Model.generate": lambda e, t: e.model.generate(t, max_new_tokens=1),
+    "Model.activations": lambda e, t: e.model.activations(t, SITE, progress=False),
+    "ablate_context": lambda e, t: analysis.ablate_context(e.model, e.sae, t, 3, progress=False),
+    "ablate_feature": lambda e, t: analysis.ablate_feature(e.model, e.sae, t, 3),
+    "attribute": lambda e, t: analysis.attribute(e.model, e.sae, t, 5),
+    "vocab_sweep": lambda e, t: analysis.vocab_sweep(e.model, e.sae, t, 3, tokens=range(3, 20),
+                                                     progress=False),
+    "neuron_basis": lambda e, t: analysis.neuron_basis(e.model, e.sae, 3, [t]),
+    "steer": lambda e, t: analysis.steer(e.model, e.sae, t, {3: 2.0}, max_new_tokens=1),
+    "feature_stats": lambda e, t: saekit.feature_stats(e.model, {e.name: e.sae}, t, k=2, progress=False),
+    "evaluate": lambda e, t: saekit.evaluate(e.model, [e.sae], t, progress=False),
+    "explore.highlight": lambda e, t: explore.highlight(e.model, e.sae, t, features=[3]),
+    "explore.context_ablation": lambda e, t: explore.context_ablation(e.model, e.sae, t, 3),
+    "explore.logit_attribution": lambda e, t: explore.logit_attribution(e.model, e.sae, t, 3),
+    "explore.steering": lambda e, t: explore.steering(e.model, e.sae, {3: 2.0}, t, max_new_tokens=1),
+}
+#: texts longer than the context are chunked by design here (not refused)
+CHUNKED = {"Model.activations", "feature_stats", "evaluate"}
+
+BAD_TEXTS = st.one_of(
+    st.just(""), st.none(), st.integers(), st.floats(allow_nan=True), st.booleans(), st.binary(min_size=1),
+    st.sampled_from([[], [""], [None], [1.5], {"a": 1}, ["ok", 3], [True]]),
+)
+_WORD = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Z")), min_size=1, max_size=6)
+#: two or more words: at least two tokens after BOS, whatever the characters
+GOOD_TEXTS = st.lists(_WORD, min_size=2, max_size=5).map(" ".join)
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CALLS))
+@_settings(EXAMPLES)
+@given(bad=BAD_TEXTS)
+def test_bad_texts_raise_saekit_error(env: Env, name: str, bad: Any) -> None:
+    with pytest.raises(SaekitError):
+        TEXT_CALLS[name](env, bad)
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CALLS))
+@_settings(3)
+@given(text=GOOD_TEXTS)
+def test_any_text_gives_a_result(env: Env, name: str, text: str) -> None:
+    result = TEXT_CALLS[name](env, text)
+    assert result is not None
+    if hasattr(result, "wait"):
+        assert result.wait(60) and result.error == ""
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CALLS))
+def test_texts_past_the_context_are_refused_or_chunked(env: Env, name: str) -> None:
+    long = "The cat sat on the mat. " * 40  # ~ 250 tokens; the context is 128
+    if name in CHUNKED:
+        assert TEXT_CALLS[name](env, long) is not None
+    else:
+        with pytest.raises(SaekitError, match="context"):
+            TEXT_CALLS[name](env, long)

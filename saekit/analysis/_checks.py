@@ -71,7 +71,7 @@ def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
             raise SaekitError("The context is an empty string. Pass a non-empty text or token ids.")
         ids = torch.tensor(model.to_tokens(context), dtype=torch.long)
     else:
-        ids = torch.as_tensor(context, dtype=torch.long).flatten().cpu()
+        ids = _id_tensor(context)
     if ids.numel() < min_len:
         raise SaekitError(
             f"The context has {ids.numel()} tokens but this analysis needs at least {min_len}. "
@@ -84,6 +84,21 @@ def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
         ids, model.context_length, truncate=False, what="context",
         fix="Pass a shorter text, or the last tokens of its ids (BOS first): "
             "ids = model.to_tokens(text); [ids[0], *ids[-(model.context_length - 1):]].")
+
+
+def _id_tensor(context: object) -> Tensor:
+    """Token ids given as a list, array or tensor of integers, as ``[T]`` (no floats, bools, texts)."""
+    fix = "Pass a text (str) or token ids (a list or 1-d tensor of ints)."
+    if isinstance(context, bytes | bool | float | int) or context is None:
+        raise SaekitError(
+            f"The context {context!r} ({type(context).__name__}) is not a text or token ids. {fix}")
+    try:
+        ids = torch.as_tensor(context)
+    except (TypeError, ValueError, RuntimeError):
+        raise SaekitError(f"The context {context!r:.80} is not a text or token ids. {fix}") from None
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise SaekitError(f"Token ids must be integers; got dtype {ids.dtype}. {fix}")
+    return ids.long().flatten().cpu()
 
 
 def one_token(model: Model, token: int | str) -> int:

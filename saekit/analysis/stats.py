@@ -310,12 +310,13 @@ def feature_stats(
     """
     named = named_saes(saes)
     check_model_saes(model, named)
+    corpus = _boundary.texts(corpus, "corpus")
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
     sites = list(dict.fromkeys(s.cfg.site for s in named.values()))
     stream = model.iter_activations(corpus, sites, batch_size=batch_size, max_length=max_length,
                                     keep_special=keep_special, progress=progress)
     extra = {"model": getattr(model, "name", ""), "keep_special": keep_special,
-             "n_texts": 1 if isinstance(corpus, str) else len(corpus)}
+             "n_texts": len(corpus)}
     return FeatureStats(**run_pass(stream, named, settings, seed, model.to_strings, extra))
 
 

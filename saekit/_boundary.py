@@ -110,6 +110,19 @@ def feature_ids(x: Any, d_sae: int | None = None, sae: str | None = None) -> lis
     return [feature_id(i, d_sae, sae) for i in items]
 
 
+def token_id(x: Any, vocab: int) -> int:
+    """One token id (an integer in ``0..vocab-1``; not a float, bool or string)."""
+    if not _is_integer(x):
+        raise SaekitError(
+            f"Token id {_describe(x)} is not an integer. Pass an id (e.g. 42) or a single-token string."
+        )
+    if not 0 <= int(x) < vocab:
+        raise SaekitError(
+            f"Token id {int(x)} is out of range for a vocabulary of {vocab} (valid: 0..{vocab - 1})."
+        )
+    return int(x)
+
+
 def finite(value: Any, what: str) -> float:
     """A real, finite number (``int``/``float``/numpy/0-d tensor; not bool, str, NaN or inf)."""
     if isinstance(value, Tensor) and value.ndim == 0:

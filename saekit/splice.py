@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from saekit import _boundary
-from saekit.errors import CompatibilityError
 from saekit.model import Edit
 from saekit.sae.base import SAE
 
@@ -99,7 +98,7 @@ def mean_ablation_edit(mean: Tensor, where: Tensor | None = None) -> Edit:
 
 
 class _Changes:
-    """Feature indices and per-feature (set, mul, add) rules, as tensors."""
+    """Feature indices and per-feature (set, mul, add) rules, as tensors (ids checked by sae_edit)."""
 
     def __init__(self, features: Tensor, set_to: Tensor, mul: Tensor, plus: Tensor) -> None:
         self.features, self.set_to, self.mul, self.plus = features, set_to, mul, plus
@@ -116,12 +115,6 @@ class _Changes:
             rules.setdefault(int(f), [float("nan"), 1.0, 0.0])[1] = float(v)
         for f, v in add.items():
             rules.setdefault(int(f), [float("nan"), 1.0, 0.0])[2] = float(v)
-        bad = [f for f in rules if not 0 <= f < sae.d_sae]
-        if bad:
-            raise CompatibilityError(
-                f"Features {bad} are out of range for an SAE with d_sae={sae.d_sae} "
-                f"(valid: 0..{sae.d_sae - 1})."
-            )
         feats = torch.tensor(sorted(rules), dtype=torch.long)
         vals = torch.tensor([rules[f] for f in sorted(rules)], dtype=torch.float32).reshape(-1, 3)
         return cls(feats, vals[:, 0], vals[:, 1], vals[:, 2])

@@ -315,3 +315,23 @@ def test_steering_view_without_hold_is_unchanged() -> None:
 
     view = Steering(lambda p, c: (p, p + "!"), [3], prompt="Hi")
     assert view.wait(5) and view.steered == "Hi!" and view.status == ""
+
+
+# ----- token ids and 0-d arrays through the same boundary ----------------------------------------
+def test_token_ids_are_not_truncated(tiny_llama, sae) -> None:
+    from saekit.analysis import attribute
+
+    for bad in [5.7, 5.0, True, None]:
+        with pytest.raises(SaekitError, match="Token id"):
+            attribute(tiny_llama, sae, TEXT, bad)
+        with pytest.raises(SaekitError):
+            ablate_context(tiny_llama, sae, TEXT, 3, mode="replace", replacement=bad, progress=False)
+    assert attribute(tiny_llama, sae, TEXT, np.int64(5)).equals(attribute(tiny_llama, sae, TEXT, 5))
+
+
+def test_zero_d_integer_arrays_are_ids(sae) -> None:
+    from saekit import _boundary
+
+    assert _boundary.feature_id(np.array(3), 16) == 3
+    with pytest.raises(SaekitError):
+        _boundary.feature_id(np.array(3.0), 16)

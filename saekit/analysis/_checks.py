@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -111,18 +111,10 @@ def one_token(model: Model, token: int | str) -> int:
                 "or a string that is a single token (mind the leading space: ' Paris')."
             )
         return int(ids[0])
-    vocab = model.W_U.shape[1]
-    if not 0 <= int(token) < vocab:
-        raise SaekitError(f"Token id {token} is out of range for a vocabulary of {vocab}.")
-    return int(token)
+    return _boundary.token_id(token, model.W_U.shape[1])
 
 
 def special_mask(model: Model, ids: Tensor) -> Tensor:
     """Bool mask, same shape as ``ids``, True at the tokenizer's special tokens (BOS...)."""
     special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
     return torch.isin(ids.cpu(), special)
-
-
-def finite_values(values: Mapping[int, float], what: str) -> dict[int, float]:
-    """Refuse NaN / infinite values (clamps, scales) and non-integer feature ids."""
-    return _boundary.feature_values(values, what)

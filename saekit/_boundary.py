@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from saekit.errors import CompatibilityError, SaekitError
+from saekit.errors import CompatibilityError, SaekitError, SaekitWarning
 from saekit.ids import FeatureRef
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def _is_integer(x: Any) -> bool:
         return False
     if isinstance(x, numbers.Integral | np.integer):
         return True
+    if isinstance(x, np.ndarray):
+        return x.ndim == 0 and np.issubdtype(x.dtype, np.integer)
     return isinstance(x, Tensor) and x.ndim == 0 and not x.dtype.is_floating_point \
         and x.dtype != torch.bool and not x.dtype.is_complex
 
@@ -72,7 +75,8 @@ def feature_id(x: Any, d_sae: int | None = None, sae: str | None = None) -> int:
         raise SaekitError(f"Feature id {_describe(x)} is {kind}. {_ID_HELP}")
     if d_sae is not None and not 0 <= f < d_sae:
         raise CompatibilityError(
-            f"Feature id {f} is out of range for an SAE with d_sae={d_sae} (valid: 0..{d_sae - 1})."
+            f"Feature id {f} is out of range for an SAE with d_sae={d_sae} (valid: 0..{d_sae - 1}). "
+            f"Pass an integer in [0, {d_sae - 1}]."
         )
     if f < 0:
         raise SaekitError(f"Feature id {f} is negative. {_ID_HELP}")
@@ -85,7 +89,7 @@ def feature_ids(x: Any, d_sae: int | None = None, sae: str | None = None) -> lis
     A single id gives a one-element list; lists, tuples, ranges, numpy arrays and 1-d
     integer tensors give their elements in order. A string is refused, not split.
     """
-    if isinstance(x, FeatureRef) or _is_integer(x):
+    if isinstance(x, FeatureRef) or _is_integer(x) or x is None or isinstance(x, float | bool):
         return [feature_id(x, d_sae, sae)]
     if isinstance(x, str | bytes):
         raise SaekitError(
@@ -104,6 +108,19 @@ def feature_ids(x: Any, d_sae: int | None = None, sae: str | None = None) -> lis
     if not items:
         raise SaekitError("No features given. Pass a feature index or a list of them, e.g. [12, 40].")
     return [feature_id(i, d_sae, sae) for i in items]
+
+
+def token_id(x: Any, vocab: int) -> int:
+    """One token id (an integer in ``0..vocab-1``; not a float, bool or string)."""
+    if not _is_integer(x):
+        raise SaekitError(
+            f"Token id {_describe(x)} is not an integer. Pass an id (e.g. 42) or a single-token string."
+        )
+    if not 0 <= int(x) < vocab:
+        raise SaekitError(
+            f"Token id {int(x)} is out of range for a vocabulary of {vocab} (valid: 0..{vocab - 1})."
+        )
+    return int(x)
 
 
 def finite(value: Any, what: str) -> float:
@@ -161,31 +178,57 @@ def texts(x: Any, what: str = "texts") -> list[str]:
     return items
 
 
-def within_context(ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt") -> Tensor:
-    """``[T]`` ids that fit a context of ``n_ctx`` tokens.
+def within_context(
+    ids: Tensor, n_ctx: int | None, *, truncate: bool, what: str = "prompt", new_tokens: int = 0,
+    fix: str = "Shorten it, or pass truncate=True to keep its last tokens.",
+) -> Tensor:
+    """``[..., T]`` ids that fit a context of ``n_ctx`` tokens (with room for ``new_tokens``).
 
-    Longer ids are refused, or with ``truncate=True`` cut to their last ``n_ctx`` tokens
-    with a logged warning: never silently.
+    Longer ids are refused, or with ``truncate=True`` cut to their last tokens with a
+    :class:`~saekit.errors.SaekitWarning`: never silently. ``new_tokens`` reserves room
+    for tokens still to be generated (``generate``: prompt + new tokens must fit);
+    ``fix`` ends the error message (how the caller can proceed).
+
+    Example:
+        >>> within_context(torch.arange(6), 4, truncate=True).tolist()  # doctest: +SKIP
+        [2, 3, 4, 5]
     """
-    if n_ctx is None or ids.shape[-1] <= n_ctx:
+    if n_ctx is None:
+        return ids
+    room = n_ctx - new_tokens
+    plus = f" plus {new_tokens} new tokens" if new_tokens else ""
+    if room < 1:
+        raise SaekitError(
+            f"{new_tokens} new tokens do not fit the model's context of {n_ctx} tokens. "
+            f"Ask for at most {n_ctx - 1} new tokens."
+        )
+    if ids.shape[-1] <= room:
         return ids
     if not truncate:
         raise SaekitError(
-            f"The {what} has {ids.shape[-1]} tokens but the model's context is {n_ctx}. Shorten it, "
-            "or pass truncate=True to keep its last tokens."
+            f"The {what} has {ids.shape[-1]} tokens{plus} but the model's context is {n_ctx}. {fix}"
         )
-    log.warning("saekit: the %s has %d tokens; keeping its last %d (the model's context).",
-                what, ids.shape[-1], n_ctx)
-    return ids[..., -n_ctx:]
+    warnings.warn(
+        f"saekit: the {what} has {ids.shape[-1]} tokens{plus}; keeping its last {room} "
+        f"(the model's context is {n_ctx}).", SaekitWarning, stacklevel=3,
+    )
+    return ids[..., -room:]
 
 
-def finite_weights(sae: SAE, where: str = "") -> None:
-    """Refuse an SAE whose parameters hold NaN or infinite values."""
+def finite_weights(sae: SAE, where: str = "", *, fix: str | None = None) -> None:
+    """Refuse an SAE whose parameters hold NaN or infinite values.
+
+    Args:
+        sae: the SAE.
+        where: the file it came from, for the message.
+        fix: how to proceed (default: load another checkpoint or ``allow_nonfinite=True``).
+    """
     bad = [n for n, p in sae.named_parameters() if not bool(torch.isfinite(p).all())]
     bad += [n for n, b in sae.named_buffers() if b.is_floating_point() and not bool(torch.isfinite(b).all())]
     if bad:
         at = f" loaded from {where}" if where else ""
+        fix = fix or ("Use another checkpoint, or pass allow_nonfinite=True to load it anyway (for "
+                      "debugging).")
         raise CompatibilityError(
-            f"The SAE{at} has NaN or infinite values in {bad}; its outputs would be NaN. Use "
-            "another checkpoint, or pass allow_nonfinite=True to load it anyway (for debugging)."
+            f"The SAE{at} has NaN or infinite values in {bad}; its outputs would be NaN. {fix}"
         )

@@ -61,13 +61,11 @@ class TokenBatch:
 
 
 def check_texts(texts: str | Sequence[str]) -> list[str]:
-    """Accept one text or a list; refuse empty input with a clear message."""
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    if not texts:
-        raise SaekitError("Got an empty list of texts. Pass at least one non-empty string.")
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    """Accept one text or a list (:func:`saekit._boundary.texts`); refuse blank texts too."""
+    from saekit._boundary import texts as checked
+
+    texts = checked(texts)
+    bad = [i for i, t in enumerate(texts) if not t.strip()]
     if bad:
         raise SaekitError(
             f"Texts at indices {bad[:5]} are empty or not strings. Every text must be a "

@@ -27,3 +27,10 @@ class ModelLoadError(SaekitError):
 
 class CompatibilityError(SaekitError):
     """An SAE that does not fit the model or site it is used with."""
+
+
+class SaekitWarning(UserWarning):
+    """A warning from saekit: work that will take long, or input that was changed (truncated).
+
+    Silence one kind with ``warnings.filterwarnings("ignore", category=SaekitWarning)``.
+    """

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saekit import _boundary
 from saekit.errors import CompatibilityError, SaekitError
 from saekit.model import Model
 from saekit.sae.base import SAE
@@ -49,6 +50,8 @@ def _check(model: Model, saes: Sequence[SAE]) -> list[SAE]:
     if not saes:
         raise SaekitError("No SAEs to evaluate. Pass a list of SAEs.")
     for sae in saes:
+        _boundary.finite_weights(sae, fix="Its metrics would be NaN. Evaluate another checkpoint "
+                                 "(or find where training diverged).")
         if not sae.cfg.site:
             raise CompatibilityError(
                 "This SAE does not say which site it reads (cfg.site is empty). Set it: "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from saekit import _boundary
 from saekit._explore import (
     CardSource,
     card_source,
@@ -87,7 +88,7 @@ def feature_card(
     from saekit.widgets import FeatureCard
 
     source = card_source(stats, sae, saes, model, n_logits, n_neighbours)
-    card = FeatureCard(source.card_data(feature))
+    card = FeatureCard(source.card_data(_boundary.feature_id(feature, sae=source.name)))
     card.on_feature_click(lambda f: card.update(source.card_data(f)))
     return card
 
@@ -125,7 +126,7 @@ def follow(
         requested = getattr(view, "requested_sae", "")
         return requested if requested and not isinstance(sae, SAE) else default
 
-    start = feature if feature is not None else _initial_feature(view)
+    start = _boundary.feature_id(feature) if feature is not None else _initial_feature(view)
     card = FeatureCard(source_for(current_sae()).card_data(start))
     view.on_feature_click(lambda f: card.update(source_for(current_sae()).card_data(f)))
     card.on_feature_click(lambda f: card.update(source_for(current_sae()).card_data(f)))
@@ -174,9 +175,11 @@ def highlight(
         >>> explore.highlight(model, sae, ["The cat sat.", "A dog ran."], features=[12, 40])
     """
     named = named_saes(sae)
+    texts = _boundary.texts(texts)
     views = {}
     for name, s in named.items():
         feats = features.get(name) if isinstance(features, Mapping) else features
+        feats = None if feats is None else _boundary.feature_ids(feats, s.d_sae)
         views[name] = highlight_one(model, s, texts, feats, top_k=top_k, n_features=n_features,
                                     labels=labels, title=name)
     if len(views) == 1:
@@ -211,7 +214,8 @@ def context_ablation(
     from saekit.analysis import ablate_context
     from saekit.widgets import ContextAblation
 
-    frame = ablate_context(model, sae, text, feature, mode=mode, replacement=replacement, progress=False)
+    frame = ablate_context(model, sae, _boundary.text(text), feature, mode=mode, replacement=replacement,
+                           progress=False)
     tokens = model.to_strings(model.to_tokens(text))
     return ContextAblation.from_frame(frame, tokens, sae_name=site_of(sae), label=label, mode=mode)
 
@@ -246,7 +250,8 @@ def logit_attribution(
     """
     from saekit.widgets import LogitAttribution
 
-    ids = torch.tensor(model.to_tokens(text), dtype=torch.long)  # [T]
+    feature = _boundary.feature_id(feature, sae.d_sae)
+    ids = torch.tensor(model.to_tokens(_boundary.text(text)), dtype=torch.long)  # [T]
     tokens = model.to_strings(ids)
     mask = special_mask(model, ids).numpy()
 
@@ -345,6 +350,7 @@ def splitting(
     from saekit.widgets import FeatureSplitting, SplitNode
 
     named = named_saes(saes)
+    parent_feature = _boundary.feature_id(parent_feature, sae=parent_sae)
     if tree is None:
         from saekit.analysis.geometry import match_features
 
@@ -386,7 +392,9 @@ def steering(
     Both generations call :meth:`Model.generate` with the same ``seed``; the steered one
     adds ``sae_edit(sae, clamp=...)`` (``mode="clamp"``) or ``scale=...``
     (``mode="multiply"``) at ``sae.cfg.site``, error term kept. The baseline is computed
-    once per prompt, so a slider move costs one generation. "Copy as code" shows the
+    once per prompt, so a slider move costs one generation. The view holds the model
+    while it generates (``model.exclusive``): a cell that uses the model meanwhile waits,
+    and the view shows "waiting for the model" while a cell holds it. "Copy as code" shows the
     equivalent ``saekit.analysis.steer`` / ``model.generate(..., edits=...)`` call.
 
     Args:
@@ -399,11 +407,27 @@ def steering(
     from saekit._explore import steering_parts
     from saekit.widgets import Steering
 
+    features = _steering_features(sae, features)
     sliders, generate, code = steering_parts(model, sae, features, mode=mode, max_new_tokens=max_new_tokens,
                                              seed=seed, do_sample=do_sample, value_range=value_range,
                                              labels=labels or {})
     shown = "multiply" if mode in ("multiply", "scale") else "clamp"
-    return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code)
+    ids = torch.tensor(model.to_tokens(_boundary.text(prompt, "prompt")))
+    _boundary.within_context(ids, model.context_length, truncate=False, new_tokens=max_new_tokens,
+                             fix="Pass a shorter prompt, or fewer max_new_tokens.")
+    return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code, hold=model.exclusive)
+
+
+def _steering_features(sae: SAE, features: Any) -> Any:
+    """Feature ids and start values through the boundary (slider specs pass as they are)."""
+    from saekit.widgets import SteerSlider
+
+    if isinstance(features, Mapping):
+        return _boundary.feature_values(features, "Steering start value", sae.d_sae)
+    if isinstance(features, Sequence) and features and all(isinstance(f, SteerSlider) for f in features):
+        _boundary.feature_ids([f.feature_id for f in features], sae.d_sae)
+        return list(features)
+    return _boundary.feature_ids(features, sae.d_sae)
 
 
 # ----- results display themselves --------------------------------------------------------

@@ -14,13 +14,16 @@ Example:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from saekit import _boundary
 from saekit._sites import Site, Structure, find_structure
 from saekit._tokens import TokenBatch, check_texts, pad_rows, split_rows
 from saekit.activations import Activations
@@ -43,6 +46,11 @@ class Model:
 
     Build it with :func:`load_model`. ``model.nn`` is the nnsight model, ``model.hf``
     the underlying transformers module, ``model.tokenizer`` its tokenizer.
+
+    One run at a time: every trace and generation holds the model's lock, so two
+    notebook cells (or a view's worker thread and a cell) can share a model; the second
+    caller waits. :attr:`busy` says whether another thread holds it now, and
+    :meth:`exclusive` holds it for several runs (telling the caller if it must wait).
     """
 
     def __init__(self, lm: Any, name: str, remote: bool | str = False, prepend_bos: bool = True) -> None:
@@ -55,6 +63,8 @@ class Model:
         self.context_length = _context_length(self.hf)
         self.prepend_bos = prepend_bos
         self.bos_id = _bos_id(self.tokenizer)
+        self._lock = threading.RLock()
+        self._owner: int | None = None
 
     # ----- description -------------------------------------------------------------
     @property
@@ -91,6 +101,48 @@ class Model:
             f"Model({self.name!r}, layers={s.n_layers}, d_model={s.d_model}, d_mlp={s.d_mlp}, "
             f"device={self.device}, dtype={self.dtype}{', remote' if self.remote else ''})"
         )
+
+    def __getstate__(self) -> dict[str, Any]:  # remote traces pickle the model: not its lock
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        state["_owner"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # ----- one run at a time ------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while another thread runs the model (a call now would wait)."""
+        owner = self._owner
+        return owner is not None and owner != threading.get_ident()
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the model for a block of runs; other threads' runs wait until it ends.
+
+        Args:
+            on_wait: called once, before waiting, when another thread holds the model
+                (a view shows "waiting for the model" with it).
+
+        Example:
+            >>> with model.exclusive(on_wait=lambda: print("waiting")):
+            ...     base = model.generate("Hi")
+            ...     steered = model.generate("Hi", edits=edits)
+        """
+        if not self._lock.acquire(blocking=False):
+            if on_wait is not None:
+                on_wait()
+            self._lock.acquire()
+        outer = self._owner
+        self._owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._owner = outer
+            self._lock.release()
 
     # ----- unembedding -------------------------------------------------------------
     @property
@@ -213,10 +265,13 @@ class Model:
         order = sorted({self.site(s) for s in [*read, *edits]})
         if not order and not logits:
             raise SaekitError("run() with no sites to read, no edits and logits=False does nothing.")
+        _boundary.within_context(input_ids, self.context_length, truncate=False, what="input",
+                                 fix="Split it into windows: model.batches(texts, max_length=...) "
+                                     "chunks long texts.")
         input_ids = input_ids.to(self.device)
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(self.device)
         ctx = torch.enable_grad() if grad else torch.inference_mode()
-        with ctx:
+        with self.exclusive(), ctx:
             saved, out = self._trace(input_ids, mask, order, set(read), edits, logits)
         return RunResult({s.name: saved[s.name] for s in order if s.name in read}, out)
 
@@ -255,6 +310,7 @@ class Model:
         seed: int | None = 0,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        truncate: bool = False,
     ) -> list[str]:
         """Continue each prompt, applying ``edits`` at every step (prompt and new tokens).
 
@@ -264,6 +320,10 @@ class Model:
         ``[batch, 1, d]`` then. Sampling is seeded: baseline and edited runs with the
         same ``seed`` draw the same random numbers.
 
+        A prompt whose tokens plus ``max_new_tokens`` do not fit the model's context is
+        refused (:class:`~saekit.errors.SaekitError`); with ``truncate=True`` its last
+        tokens are kept instead, with a :class:`~saekit.errors.SaekitWarning`.
+
         Example:
             >>> model.generate("The capital of France is", max_new_tokens=5)
             [' Paris.']
@@ -271,7 +331,7 @@ class Model:
         prompts = check_texts(prompts)
         if max_new_tokens < 1:
             raise SaekitError(f"max_new_tokens must be >= 1, got {max_new_tokens}.")
-        enc = self._left_padded(prompts)
+        enc = self._left_padded(prompts, max_new_tokens, truncate)
         order = sorted((self.site(s), f) for s, f in (edits or {}).items())
         envoys = [(s, self.nn.get(self.structure.module_path(s)), f) for s, f in order]
         kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens,
@@ -280,7 +340,7 @@ class Model:
             kw.update(temperature=temperature, top_p=top_p)
         if seed is not None:
             torch.manual_seed(seed)
-        with torch.inference_mode():
+        with self.exclusive(), torch.inference_mode():
             with self.nn.generate(enc["input_ids"], attention_mask=enc["attention_mask"], **kw) as tracer:
                 for _ in tracer.iter[:max_new_tokens]:
                     for site, env, fn in envoys:
@@ -289,8 +349,8 @@ class Model:
         new = out[:, enc["input_ids"].shape[1] :].cpu()
         return [self._decode_until_eos(row) for row in new]
 
-    def _left_padded(self, prompts: list[str]) -> dict[str, Any]:
-        rows = [self.to_tokens(p) for p in prompts]
+    def _left_padded(self, prompts: list[str], new_tokens: int = 0, truncate: bool = False) -> dict[str, Any]:
+        rows = [self._prompt_tokens(p, i, len(prompts), new_tokens, truncate) for i, p in enumerate(prompts)]
         pad = self.tokenizer.pad_token_id
         pad = self.tokenizer.eos_token_id if pad is None else pad
         width = max(len(r) for r in rows)
@@ -300,6 +360,16 @@ class Model:
             ids[i, width - len(r) :] = torch.tensor(r)
             mask[i, width - len(r) :] = 1
         return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device), "pad": pad}
+
+    def _prompt_tokens(self, prompt: str, i: int, n: int, new_tokens: int, truncate: bool) -> list[int]:
+        ids = torch.tensor(self.to_tokens(prompt), dtype=torch.long)
+        what = "prompt" if n == 1 else f"prompt {i}"
+        kept = _boundary.within_context(ids, self.context_length, truncate=truncate, what=what,
+                                        new_tokens=new_tokens)
+        prefix = _special_prefix(ids.tolist(), self.special_ids)
+        if kept.numel() < ids.numel() and prefix:  # a cut prompt keeps its BOS
+            kept = torch.cat([ids[:prefix], kept[prefix:]])
+        return kept.tolist()
 
     def _decode_until_eos(self, row: Tensor) -> str:
         ids = row.tolist()

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor
 
-from saekit.errors import CompatibilityError
+from saekit import _boundary
 from saekit.model import Edit
 from saekit.sae.base import SAE
 
@@ -51,8 +51,15 @@ def sae_edit(
         add: feature -> amount added to the code (along its decoder direction).
         where: ``[batch, pos]`` bool mask of positions to edit (others untouched);
             e.g. to leave BOS alone. None edits every position.
+
+    Feature ids and values pass the boundary (:mod:`saekit._boundary`): ints, numpy
+    integers and :class:`~saekit.ids.FeatureRef`; finite values. A string, float, bool,
+    NaN or infinite value raises :class:`~saekit.errors.SaekitError`.
     """
-    changes = _Changes.build(sae, ablate, clamp or {}, scale or {}, add or {})
+    ablate = _boundary.feature_ids(ablate, sae.d_sae) if _given(ablate) else []
+    clamp, scale, add = (_boundary.feature_values(v, f"sae_edit({k}=...)", sae.d_sae) if v is not None else {}
+                         for k, v in (("clamp", clamp), ("scale", scale), ("add", add)))
+    changes = _Changes.build(sae, ablate, clamp, scale, add)
 
     def edit(x: Tensor) -> Tensor:  # x: [batch, pos, d_in]
         codes = sae.encode(x)
@@ -63,6 +70,11 @@ def sae_edit(
         return new if where is None else torch.where(where[..., None].to(x.device), new, x)
 
     return edit
+
+
+def _given(ablate: object) -> bool:
+    """False for an empty list/tuple (the default: nothing to ablate)."""
+    return not (isinstance(ablate, list | tuple | range) and len(ablate) == 0)
 
 
 def reconstruction_edit(sae: SAE, where: Tensor | None = None) -> Edit:
@@ -86,7 +98,7 @@ def mean_ablation_edit(mean: Tensor, where: Tensor | None = None) -> Edit:
 
 
 class _Changes:
-    """Feature indices and per-feature (set, mul, add) rules, as tensors."""
+    """Feature indices and per-feature (set, mul, add) rules, as tensors (ids checked by sae_edit)."""
 
     def __init__(self, features: Tensor, set_to: Tensor, mul: Tensor, plus: Tensor) -> None:
         self.features, self.set_to, self.mul, self.plus = features, set_to, mul, plus
@@ -103,12 +115,6 @@ class _Changes:
             rules.setdefault(int(f), [float("nan"), 1.0, 0.0])[1] = float(v)
         for f, v in add.items():
             rules.setdefault(int(f), [float("nan"), 1.0, 0.0])[2] = float(v)
-        bad = [f for f in rules if not 0 <= f < sae.d_sae]
-        if bad:
-            raise CompatibilityError(
-                f"Features {bad} are out of range for an SAE with d_sae={sae.d_sae} "
-                f"(valid: 0..{sae.d_sae - 1})."
-            )
         feats = torch.tensor(sorted(rules), dtype=torch.long)
         vals = torch.tensor([rules[f] for f in sorted(rules)], dtype=torch.float32).reshape(-1, 3)
         return cls(feats, vals[:, 0], vals[:, 1], vals[:, 2])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -65,13 +65,13 @@ def feature_ids(sae: SAE, features: object) -> list[int]:
 
 
 def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
-    """``[T]`` token ids of a text (tokenised with BOS) or of given ids."""
+    """``[T]`` token ids of a text (tokenised with BOS) or of given ids, within the model's context."""
     if isinstance(context, str):
         if not context:
             raise SaekitError("The context is an empty string. Pass a non-empty text or token ids.")
         ids = torch.tensor(model.to_tokens(context), dtype=torch.long)
     else:
-        ids = torch.as_tensor(context, dtype=torch.long).flatten().cpu()
+        ids = _id_tensor(context)
     if ids.numel() < min_len:
         raise SaekitError(
             f"The context has {ids.numel()} tokens but this analysis needs at least {min_len}. "
@@ -80,7 +80,25 @@ def token_ids(model: Model, context: Context, *, min_len: int = 1) -> Tensor:
     vocab = model.W_U.shape[1]
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise SaekitError(f"Token ids must lie in 0..{vocab - 1} for this model; got {ids.tolist()[:8]}...")
-    return ids
+    return _boundary.within_context(
+        ids, model.context_length, truncate=False, what="context",
+        fix="Pass a shorter text, or the last tokens of its ids (BOS first): "
+            "ids = model.to_tokens(text); [ids[0], *ids[-(model.context_length - 1):]].")
+
+
+def _id_tensor(context: object) -> Tensor:
+    """Token ids given as a list, array or tensor of integers, as ``[T]`` (no floats, bools, texts)."""
+    fix = "Pass a text (str) or token ids (a list or 1-d tensor of ints)."
+    if isinstance(context, bytes | bool | float | int) or context is None:
+        raise SaekitError(
+            f"The context {context!r} ({type(context).__name__}) is not a text or token ids. {fix}")
+    try:
+        ids = torch.as_tensor(context)
+    except (TypeError, ValueError, RuntimeError):
+        raise SaekitError(f"The context {context!r:.80} is not a text or token ids. {fix}") from None
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise SaekitError(f"Token ids must be integers; got dtype {ids.dtype}. {fix}")
+    return ids.long().flatten().cpu()
 
 
 def one_token(model: Model, token: int | str) -> int:
@@ -93,18 +111,10 @@ def one_token(model: Model, token: int | str) -> int:
                 "or a string that is a single token (mind the leading space: ' Paris')."
             )
         return int(ids[0])
-    vocab = model.W_U.shape[1]
-    if not 0 <= int(token) < vocab:
-        raise SaekitError(f"Token id {token} is out of range for a vocabulary of {vocab}.")
-    return int(token)
+    return _boundary.token_id(token, model.W_U.shape[1])
 
 
 def special_mask(model: Model, ids: Tensor) -> Tensor:
     """Bool mask, same shape as ``ids``, True at the tokenizer's special tokens (BOS...)."""
     special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
     return torch.isin(ids.cpu(), special)
-
-
-def finite_values(values: Mapping[int, float], what: str) -> dict[int, float]:
-    """Refuse NaN / infinite values (clamps, scales) and non-integer feature ids."""
-    return _boundary.feature_values(values, what)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from saekit.analysis._batching import chunks, pad_id, pad_right, rowwise, site_at
 from saekit.analysis._checks import Context, feature_ids, one_token, sae_site, special_mask, token_ids
+from saekit.analysis._cost import check_cost
 from saekit.errors import SaekitError
 from saekit.model import Edit, Model
 from saekit.sae.base import SAE
@@ -125,6 +126,7 @@ def ablate_context(
     include_special: bool = False,
     batch_size: int | None = 256,
     progress: bool = True,
+    max_seconds: float | None = None,
 ) -> pd.DataFrame:
     """Change of the features' activation at the last position when each context token goes.
 
@@ -146,6 +148,10 @@ def ablate_context(
         batch_size: variants per forward pass; ``None`` puts all in one pass. Use a
             smaller value for long contexts to bound memory.
         progress: show a progress bar when there is more than one pass.
+        max_seconds: refuse (:class:`~saekit.errors.SaekitError`, with the estimate)
+            when the work would take longer. The cost grows with the square of the
+            context (one variant per token); long contexts are timed first and warn
+            (:class:`~saekit.errors.SaekitWarning`) above ``_cost.WARN_SECONDS``.
 
     Returns:
         Long DataFrame, one row per (feature, ablated position): ``feature, pos,
@@ -163,6 +169,8 @@ def ablate_context(
     feats = feature_ids(sae, features)
     ids = token_ids(model, context, min_len=2)
     positions = _ablatable(model, ids, include_special)
+    check_cost(model, site, ids[None], len(positions) + 1, what="ablate_context", max_seconds=max_seconds,
+               fix="Pass a shorter context (e.g. the last 64 tokens before the token of interest).")
     rows = [ids] + _variants(model, ids, positions, mode, replacement)
     acts = _last_codes(model, sae, site, rows, batch_size or len(rows), progress)  # [1 + n, n_feat]
     return _context_frame(model, ids, positions, feats, acts[:, feats])

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from saekit import _boundary
 from saekit.analysis._umap import umap_coords, warm_umap
 from saekit.errors import CompatibilityError, SaekitError
 from saekit.sae.base import SAE
@@ -43,7 +44,7 @@ def unit_directions(sae: Dictionary) -> Tensor:
 def _feature_list(features: int | Sequence[int] | None, d_sae: int) -> Tensor:
     if features is None:
         return torch.arange(d_sae)
-    feats = torch.as_tensor([features] if isinstance(features, (int, np.integer)) else list(features))
+    feats = torch.as_tensor(_boundary.feature_ids(features), dtype=torch.long)
     bad = feats[(feats < 0) | (feats >= d_sae)] if feats.numel() else feats
     if feats.numel() == 0 or bad.numel():
         raise SaekitError(

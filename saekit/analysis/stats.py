@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from saekit import _boundary
 from saekit.analysis._assemble import KIND_DTYPE
 from saekit.analysis._stats_io import load_parts, save_parts
 from saekit.analysis._stats_pass import SAEs, check_model_saes, named_saes, run_pass, settings_from
@@ -111,12 +112,7 @@ class FeatureStats:
 
     def _check_feature(self, name: str, feature: int) -> int:
         d_sae = int(self.info["saes"][name]["d_sae"])
-        if not isinstance(feature, (int, np.integer)) or not 0 <= int(feature) < d_sae:
-            raise SaekitError(
-                f"Feature {feature!r} is out of range for SAE {name!r} with {d_sae} features; "
-                f"use an integer in [0, {d_sae - 1}]."
-            )
-        return int(feature)
+        return _boundary.feature_id(feature, d_sae, sae=name)  # ints, numpy ints, refs to this SAE
 
     def _rows(self, name: str, feature: int) -> pd.DataFrame:
         ex = self.examples
@@ -314,12 +310,13 @@ def feature_stats(
     """
     named = named_saes(saes)
     check_model_saes(model, named)
+    corpus = _boundary.texts(corpus, "corpus")
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
     sites = list(dict.fromkeys(s.cfg.site for s in named.values()))
     stream = model.iter_activations(corpus, sites, batch_size=batch_size, max_length=max_length,
                                     keep_special=keep_special, progress=progress)
     extra = {"model": getattr(model, "name", ""), "keep_special": keep_special,
-             "n_texts": 1 if isinstance(corpus, str) else len(corpus)}
+             "n_texts": len(corpus)}
     return FeatureStats(**run_pass(stream, named, settings, seed, model.to_strings, extra))
 
 

@@ -90,6 +90,7 @@ def steer(
     site = sae_site(model, sae)
     prompts = check_texts(prompts)
     edit = steering_edit(sae, features, mode)
+    features = _boundary.feature_values(features, f"Steering ({mode})", sae.d_sae)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, seed=seed,
               temperature=temperature, top_p=top_p)
     baseline = model.generate(prompts, **kw)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from saekit.analysis._batching import chunks, site_at
 from saekit.analysis._checks import Context, feature_ids, sae_site, special_mask, token_ids
+from saekit.analysis._cost import check_cost
 from saekit.errors import SaekitError
 from saekit.model import Model
 from saekit.sae.base import SAE
@@ -42,6 +43,7 @@ def vocab_sweep(
     include_special: bool = False,
     batch_size: int | None = None,
     progress: bool = True,
+    max_seconds: float | None = None,
 ) -> pd.DataFrame:
     """Feature activation at the last position with each vocabulary token added.
 
@@ -58,6 +60,9 @@ def vocab_sweep(
         batch_size: rows per forward pass; default ``16384 // row_length``, so memory
             stays bounded on any vocabulary size. Lower it if memory runs short.
         progress: show a progress bar.
+        max_seconds: refuse (:class:`~saekit.errors.SaekitError`, with the estimate)
+            when the sweep would take longer; long sweeps are timed first and warn
+            (:class:`~saekit.errors.SaekitWarning`) above ``_cost.WARN_SECONDS``.
 
     Returns:
         Long DataFrame ``feature, rank, token_id, token, activation, delta``, sorted per
@@ -75,6 +80,8 @@ def vocab_sweep(
     rows = _rows(prefix, body, cand, where)  # [V, L]
     width = rows.shape[1]
     size = batch_size or max(1, TOKENS_PER_BATCH // width)
+    check_cost(model, site, rows, rows.shape[0], what="vocab_sweep", max_seconds=max_seconds,
+               fix="Pass tokens= (a subset of the vocabulary) or a shorter context.")
     acts = _sweep(model, sae, site, rows, feats, size, progress)  # [V, n_feat]
     base = _baseline(model, sae, site, prefix, body, where, feats)  # [n_feat]
     return _frame(model, cand, feats, acts, base)

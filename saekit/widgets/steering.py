@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,11 @@ from saekit.widgets._runner import LatestRunner
 __all__ = ["GenerateFn", "SteerSlider", "Steering"]
 
 GenerateFn = Callable[[str, dict[int, float]], tuple[str, str]]
+#: ``hold(on_wait)``: a context manager held around each generation (e.g. ``model.exclusive``);
+#: it calls ``on_wait()`` before waiting for a model that another caller is using.
+HoldFn = Callable[[Callable[[], None]], contextlib.AbstractContextManager[object]]
+#: The status shown while the model runs in another cell.
+WAITING = "waiting for the model (busy in another cell)…"
 DEFAULT_TEMPLATE = "baseline, steered = generate_fn({prompt}, {clamps})"
 
 
@@ -80,6 +86,9 @@ class Steering(SaekitView):
         code_template: A ``str.format`` template with ``{prompt}``, ``{clamps}`` and
             ``{mode}`` (filled with their Python reprs).
         auto: Generate at once and after every change (otherwise only on "Generate").
+        hold: ``hold(on_wait)`` gives a context manager held while generating (the
+            controller passes ``model.exclusive``); while it waits, ``status`` reads
+            "waiting for the model (busy in another cell)…" instead of failing.
     """
 
     _esm = bundle("steering.js")
@@ -97,6 +106,7 @@ class Steering(SaekitView):
     code = t.Unicode("").tag(sync=True)
     elapsed = t.Float(0.0).tag(sync=True)
     generation = t.Int(0).tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -108,6 +118,7 @@ class Steering(SaekitView):
         code_fn: Callable[[str, dict[int, float]], str] | None = None,
         code_template: str = DEFAULT_TEMPLATE,
         auto: bool = True,
+        hold: HoldFn | None = None,
     ) -> None:
         if not callable(generate_fn):
             raise SaekitError("Steering needs generate_fn(prompt, clamps) -> (baseline, steered).")
@@ -115,6 +126,7 @@ class Steering(SaekitView):
         if len({s.feature_id for s in specs}) != len(specs):
             raise SaekitError("Each feature may have one slider only; remove the duplicates.")
         self._generate_fn = generate_fn
+        self._hold: HoldFn = hold or (lambda on_wait: contextlib.nullcontext())
         self._code_fn = code_fn
         self._code_template = code_template
         self._auto = auto
@@ -167,7 +179,7 @@ class Steering(SaekitView):
         )
         lines = [f"Steering ({self.mode}) · {sliders or 'no sliders'}", f"prompt: {self.prompt!r}"]
         if self.busy:
-            lines.append("status: generating…")
+            lines.append(f"status: {self.status or 'generating…'}")
         if self.error:
             lines.append(f"error: {self.error.splitlines()[-1] if self.error else ''}")
         lines += [f"baseline: {self.baseline!r}", f"steered:  {self.steered!r}"]
@@ -196,8 +208,10 @@ class Steering(SaekitView):
             super()._on_custom_msg(widget, content, buffers)
 
     def _call(self, request: _Request) -> tuple[str, str, float]:
-        start = time.perf_counter()
-        result = self._generate_fn(request.prompt, dict(request.clamps))
+        with self._hold(self._waiting):
+            self.status = ""
+            start = time.perf_counter()
+            result = self._generate_fn(request.prompt, dict(request.clamps))
         ok = isinstance(result, tuple) and len(result) == 2
         if not (ok and all(isinstance(x, str) for x in result)):
             raise SaekitError(
@@ -219,6 +233,9 @@ class Steering(SaekitView):
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
+
+    def _waiting(self) -> None:
+        self.status = WAITING
 
 
 def _slider(spec: SteerSlider | int | Mapping[str, Any]) -> SteerSlider:

@@ -185,7 +185,7 @@ function drawStatus(st) {
   clearInterval(st.ticker);
   if (busy) {
     st.busyStart = st.busyStart || performance.now();
-    const tick = () => { text.textContent = `Generating… ${((performance.now() - st.busyStart) / 1000).toFixed(1)} s`; };
+    const tick = () => { text.textContent = model.get("status") || `Generating… ${((performance.now() - st.busyStart) / 1000).toFixed(1)} s`; };
     tick();
     st.ticker = setInterval(tick, 100);
   } else {
@@ -215,7 +215,7 @@ function syncPrompt(st) {
 function watch(st) {
   const { model } = st;
   return [
-    listen(model, ["busy", "elapsed", "generation"], () => drawStatus(st)),
+    listen(model, ["busy", "elapsed", "generation", "status"], () => drawStatus(st)),
     listen(model, ["baseline", "steered", "shown_clamps", "error", "code"], () => drawOutputs(st)),
     listen(model, ["sliders", "mode"], () => drawSliders(st)),
     listen(model, ["values", "enabled"], () => st.rows.forEach((r) => r.sync())),

@@ -34,6 +34,7 @@ from saekit.errors import (
     FormatError,
     ModelLoadError,
     SaekitError,
+    SaekitWarning,
     SiteError,
 )
 from saekit.evaluate import evaluate
@@ -71,6 +72,7 @@ __all__ = [
     "RunResult",
     "SAEConfig",
     "SaekitError",
+    "SaekitWarning",
     "SiteError",
     "TopKSAE",
     "TrainConfig",

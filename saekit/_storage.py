@@ -401,6 +401,26 @@ def verify(folder: Path, *, hashes: bool = True) -> None:
             )
 
 
+def verify_if_saekit(folder: Path) -> bool:
+    """:func:`verify` ``folder`` if it carries a saekit manifest; ``False`` if it has none
+    (a folder written by another library, or by an older saekit).
+
+    A ``manifest.json`` of another shape (no ``files`` table) is another library's and is
+    left alone; an unreadable one is reported as damage.
+    """
+    man = Path(folder) / MANIFEST
+    if not man.is_file():
+        return False
+    try:
+        body = json.loads(man.read_text())
+    except (ValueError, OSError):
+        body = {"files": None}
+    if not (isinstance(body, dict) and "files" in body):
+        return False
+    verify(folder)
+    return True
+
+
 def load_or_rebuild(path: Path, load: Callable[[Path], T], build: Callable[[Path], Any], what: str) -> T:
     """``load(path)`` if ``path`` exists and loads; otherwise ``build(path)`` then load.
 

@@ -258,7 +258,7 @@ def _remember(path: Path, digest: str) -> None:
     _verified[str(path.resolve())] = (*_stamp(path), digest)
 
 
-def _known_hash(path: Path) -> str:
+def known_hash(path: Path) -> str:
     """The file's SHA-256, hashed once per process while its size and mtime stay the same."""
     key = str(path.resolve())
     seen = _verified.get(key)
@@ -394,7 +394,7 @@ def verify(folder: Path, *, hashes: bool = True) -> None:
         size = p.stat().st_size
         if size != want["size"]:
             raise FormatError(f"{p} has {size} bytes; its manifest says {want['size']} (truncated?).")
-        if hashes and _known_hash(p) != want["sha256"]:
+        if hashes and known_hash(p) != want["sha256"]:
             raise FormatError(
                 f"{p} does not match the hash in its manifest (changed or corrupt). If you "
                 f"edited it on purpose, delete {man}."
@@ -436,11 +436,11 @@ def load_or_rebuild(path: Path, load: Callable[[Path], T], build: Callable[[Path
             return load(path)
         except read_errors() as err:  # FormatError is a ValueError
             log.warning("saekit: %s at %s is broken (%s); recomputing it.", what, path,
-                        _one_line(err))
+                        one_line(err))
     build(path)
     return load(path)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= 300 else text[:297] + "..."

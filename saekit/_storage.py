@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -101,12 +102,26 @@ def atomic_write(target: Path, write: Writer) -> Path:
         _fsync_file(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        _explain_full(err, target)
         raise
     finally:
         _done(tmp)
     return target
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _explain_full(err: BaseException, target: Path) -> None:
+    """Add a note to a disk-full error: what was kept, and what to do."""
+    if isinstance(err, OSError) and err.errno in _FULL:
+        err.add_note(
+            f"saekit: writing {target} failed ({os.strerror(err.errno)}); its previous version, if "
+            "any, is intact and no temporary file is left. Free some space (or set SAEKIT_CACHE to "
+            "a larger disk) and run again."
+        )
 
 
 def write_bytes(target: Path, data: bytes) -> Path:
@@ -184,8 +199,9 @@ def build_folder(target: Path, build: Callable[[Path], Any]) -> Path:
         base = str(tmp.resolve())
         _swap_in(tmp, target)
         _rekey(base, str(target.resolve()))
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        _explain_full(err, target)
         raise
     finally:
         _done(tmp)

@@ -6,6 +6,7 @@ import html
 from collections.abc import Mapping
 from pathlib import Path
 
+from saekit._storage import safe_name, write_text
 from saekit.analysis import FeatureStats
 from saekit.analysis.geometry import match_features
 from saekit.model import Model
@@ -48,13 +49,12 @@ def write_explorer(out: Path, model: Model, saes: Mapping[str, SAE], stats: Feat
     rows = []
     for f in features:
         card = explore.feature_card(stats, saes[largest], f, model=model, saes=dict(saes))
-        export(card, out / "cards" / f"{largest}_{f}.html", title=f"{largest} feature {f}")
+        card_file = f"{safe_name(largest)}_{f}.html"  # an SAE name is a user string
+        export(card, out / "cards" / card_file, title=f"{largest} feature {f}")
         top = stats.top_examples(largest, f, n=1)
         snippet = str(top["text"].iloc[0]) if len(top) else ""
-        rows.append((f"cards/{largest}_{f}.html", f, snippet))
-    index = out / "index.html"
-    index.write_text(_index_html(pages, rows, largest), encoding="utf-8")
-    return index
+        rows.append((f"cards/{card_file}", f, snippet))
+    return write_text(out / "index.html", _index_html(pages, rows, largest))
 
 
 def _index_html(pages: list[tuple[str, str]], rows: list[tuple[str, int, str]], sae: str) -> str:

@@ -139,6 +139,21 @@ def write_json(target: Path, obj: Any) -> Path:
     return write_text(target, json.dumps(obj, indent=1, allow_nan=False))
 
 
+def side_manifest(path: Path) -> Path:
+    """The manifest of a single file written by :func:`write_checked`: ``<name>.manifest.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.manifest.json")
+
+
+def write_checked(target: Path, write: Writer) -> Path:
+    """:func:`atomic_write` of one file, then its side manifest (size and SHA-256), for a
+    single-file cache entry; :func:`verify_file` checks it. A crash between the two
+    writes leaves a manifest that does not match, so the entry is recomputed."""
+    target = atomic_write(Path(target), write)
+    write_json(side_manifest(target), {"version": 1, "files": {target.name: describe(target)}})
+    return target
+
+
 def write_folder(
     target: Path, files: Mapping[str, Writer], *, keep_others: bool = True, drop: Collection[str] = ()
 ) -> Path:
@@ -392,25 +407,40 @@ def verify(folder: Path, *, hashes: bool = True) -> None:
         FormatError: no manifest, or a file missing, truncated or changed.
     """
     folder = Path(folder)
-    man = folder / MANIFEST
+    _check_against(folder, folder / MANIFEST, hashes)
+
+
+def verify_file(path: Path) -> None:
+    """Check one file written by :func:`write_checked` against its side manifest.
+
+    Raises:
+        FormatError: the file or its manifest missing, or the file truncated or changed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path} does not exist.")
+    _check_against(path.parent, side_manifest(path), True)
+
+
+def _check_against(folder: Path, man: Path, hashes: bool) -> None:
     try:
         files = json.loads(man.read_text())["files"]
-        files.items()
+        entries = [(str(name), int(want["size"]), str(want["sha256"])) for name, want in files.items()]
     except FileNotFoundError:
         raise FormatError(
-            f"{folder} has no {MANIFEST}: it was not completely written (or was written by an "
+            f"{man} is missing: {folder} was not completely written (or was written by an "
             "older saekit)."
         ) from None
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
         raise FormatError(f"{man} is unreadable ({type(err).__name__}: {err}).") from None
-    for name, want in files.items():
+    for name, size, sha in entries:
         p = folder / name
         if not p.is_file():
             raise FormatError(f"{folder} is missing {name}, listed in its manifest.")
-        size = p.stat().st_size
-        if size != want["size"]:
-            raise FormatError(f"{p} has {size} bytes; its manifest says {want['size']} (truncated?).")
-        if hashes and known_hash(p) != want["sha256"]:
+        have = p.stat().st_size
+        if have != size:
+            raise FormatError(f"{p} has {have} bytes; its manifest says {size} (truncated?).")
+        if hashes and known_hash(p) != sha:
             raise FormatError(
                 f"{p} does not match the hash in its manifest (changed or corrupt). If you "
                 f"edited it on purpose, delete {man}."

@@ -22,6 +22,7 @@ so no RNG state is needed to resume exactly.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from torch import Tensor
 from saekit import _storage
 from saekit.errors import FormatError
 
+log = logging.getLogger("saekit")
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
 _TENSORS = "state.safetensors"
@@ -87,6 +89,29 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
             f"saekit reads version {FORMAT_VERSION}. Resume it with the saekit that wrote it."
         )
     return meta, tensors
+
+
+def drop_broken(folder: Path) -> list[Path]:
+    """Remove the newest checkpoints that fail their manifest check, until an intact one
+    (or none) is newest; each removal is noted in one line on the ``saekit`` logger.
+
+    For callers that treat checkpoints as a cache (the demo): training itself refuses a
+    broken checkpoint rather than silently resuming from an older one.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for path in reversed(checkpoint_dirs(folder)):
+        try:
+            _storage.verify_if_saekit(path)
+            return removed
+        except FormatError as err:
+            log.warning("saekit: checkpoint %s is broken (%s); resuming from the one before it.",
+                        path, _storage.one_line(err))
+            _storage.remove(path)
+            removed.append(path)
+    return removed
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

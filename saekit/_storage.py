@@ -48,7 +48,8 @@ _LEGACY_TEMP = re.compile(r"^\.tmp-.*|^\..+\.tmp$")
 _LEGACY_AGE_S = 3600.0
 _SAFE = re.compile(r"[^A-Za-z0-9._=+@-]+")
 _ours: set[str] = set()  # temporaries this process is writing now
-_verified: dict[str, tuple[int, int, str]] = {}  # file -> (size, mtime_ns, sha256) hashed here
+_verified: dict[str, tuple[int, int, int, str]] = {}  # file -> (size, mtime_ns, inode, sha256)
+_SETTLED_NS = 3_000_000_000  # hashes of files changed more recently than this are not remembered
 
 
 # ----- names -----------------------------------------------------------------------------
@@ -104,24 +105,36 @@ def atomic_write(target: Path, write: Writer) -> Path:
         os.replace(tmp, target)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
-        _explain_full(err, target)
-        raise
+        said = _write_error(err, target)
+        if said is err:
+            raise
+        raise said from err
     finally:
         _done(tmp)
     return target
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
-def _explain_full(err: BaseException, target: Path) -> None:
-    """Add a note to a disk-full error: what was kept, and what to do."""
-    if isinstance(err, OSError) and err.errno in _FULL:
+def _write_error(err: BaseException, target: Path) -> BaseException:
+    """The error to raise for a failed write: a library's wrapped I/O error (safetensors
+    says ``... (os error 28)``) becomes the ``OSError`` it wraps; a disk-full error gets a
+    note saying what was kept and what to do. Anything else is raised as it is."""
+    if not isinstance(err, OSError):
+        m = _OS_ERROR.search(str(err)) if isinstance(err, Exception) else None
+        if m is None:
+            return err
+        code = int(m[1])
+        err = OSError(code, f"{os.strerror(code)} ({type(err).__name__}: {err})", str(target))
+    if err.errno in _FULL and not any(n.startswith("saekit:") for n in getattr(err, "__notes__", [])):
         err.add_note(
             f"saekit: writing {target} failed ({os.strerror(err.errno)}); its previous version, if "
             "any, is intact and no temporary file is left. Free some space (or set SAEKIT_CACHE to "
             "a larger disk) and run again."
         )
+    return err
 
 
 def write_bytes(target: Path, data: bytes) -> Path:
@@ -211,13 +224,13 @@ def build_folder(target: Path, build: Callable[[Path], Any]) -> Path:
             os.chmod(f, 0o644)
         _write_manifest(tmp)
         os.chmod(tmp, 0o755)
-        base = str(tmp.resolve())
         _swap_in(tmp, target)
-        _rekey(base, str(target.resolve()))
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        _explain_full(err, target)
-        raise
+        said = _write_error(err, target)
+        if said is err:
+            raise
+        raise said from err
     finally:
         _done(tmp)
     return target
@@ -243,12 +256,6 @@ def _swap_in(new: Path, target: Path) -> None:
         _remove(old)
     finally:
         _done(old)
-
-
-def _rekey(old: str, new: str) -> None:
-    """Hashes remembered for files of a folder renamed from ``old`` to ``new``."""
-    for key in [k for k in _verified if k.startswith(old + os.sep)]:
-        _verified[new + key[len(old):]] = _verified.pop(key)
 
 
 def remove(path: Path) -> None:
@@ -280,21 +287,26 @@ def describe(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": digest}
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> tuple[int, int, int]:
     st = path.stat()
-    return st.st_size, st.st_mtime_ns
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 def _remember(path: Path, digest: str) -> None:
-    _verified[str(path.resolve())] = (*_stamp(path), digest)
+    """Remember a file's hash, unless its mtime is so recent that a change within the
+    file system's timestamp granularity could keep the same stamp (as git does)."""
+    stamp = _stamp(path)
+    if time.time_ns() - stamp[1] > _SETTLED_NS:
+        _verified[str(path.resolve())] = (*stamp, digest)
 
 
 def known_hash(path: Path) -> str:
-    """The file's SHA-256, hashed once per process while its size and mtime stay the same."""
+    """The file's SHA-256, hashed once per process while its size, mtime and inode stay
+    the same."""
     key = str(path.resolve())
     seen = _verified.get(key)
-    if seen is not None and seen[:2] == _stamp(path):
-        return seen[2]
+    if seen is not None and seen[:3] == _stamp(path):
+        return seen[3]
     digest = file_hash(path)
     _remember(path, digest)
     return digest

@@ -9,6 +9,7 @@ input and says so, and :func:`umap_coords` shows a progress bar naming the cause
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import time
@@ -112,7 +113,9 @@ def _load_xy(entry: Path, n: int) -> np.ndarray:
 
 
 def _save_xy(entry: Path, xy: np.ndarray) -> None:
-    _storage.write_folder(entry, {_XY: lambda p: np.save(p, xy, allow_pickle=False)}, keep_others=False)
+    buf = io.BytesIO()  # np.save to a file reports a full disk as a short write, without errno
+    np.save(buf, xy, allow_pickle=False)
+    _storage.write_folder(entry, {_XY: lambda p: p.write_bytes(buf.getvalue())}, keep_others=False)
 
 
 def umap_coords(

@@ -171,7 +171,7 @@ def _stats(seed: int, n_docs: int, d_sae: int = 64) -> FeatureStats:
         pos = torch.arange(16).repeat(len(docs)) + 1
         x = torch.randn(len(doc), 32, generator=gen)
         batches.append(Activations({"s": x}, torch.randint(3, 50, (len(doc),), generator=gen), doc, pos))
-    sae = _sae(seed, d_sae, site="s")
+    sae = init_weights(ReLUSAE(SAEConfig(d_in=32, d_sae=d_sae, site="s")), seed=seed, decoder_norm=1.0)
     with torch.no_grad():
         sae.b_enc.fill_(-0.4)
     names = lambda ids: [f"t{i}" for i in ids]  # noqa: E731

@@ -409,17 +409,18 @@ def read_json(path: Path, what: str, fix: str = "Delete it and run again to reco
         return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def verify(folder: Path, *, hashes: bool = True) -> None:
+def verify(folder: Path, *, hashes: bool = True, skip: Collection[str] = ()) -> None:
     """Check ``folder`` against its manifest (each file present, same size and hash).
 
-    A file's hash is computed once per process while its size and modification time
+    ``skip`` names files not to check (a config a user may edit by hand; its reader
+    checks it by parsing). A file's hash is computed once per process while its size and modification time
     stay the same (a 500 MB model is hashed in about 0.6 s).
 
     Raises:
         FormatError: no manifest, or a file missing, truncated or changed.
     """
     folder = Path(folder)
-    _check_against(folder, folder / MANIFEST, hashes)
+    _check_against(folder, folder / MANIFEST, hashes, skip)
 
 
 def verify_file(path: Path) -> None:
@@ -434,7 +435,7 @@ def verify_file(path: Path) -> None:
     _check_against(path.parent, side_manifest(path), True)
 
 
-def _check_against(folder: Path, man: Path, hashes: bool) -> None:
+def _check_against(folder: Path, man: Path, hashes: bool, skip: Collection[str] = ()) -> None:
     try:
         files = json.loads(man.read_text())["files"]
         entries = [(str(name), int(want["size"]), str(want["sha256"])) for name, want in files.items()]
@@ -446,12 +447,14 @@ def _check_against(folder: Path, man: Path, hashes: bool) -> None:
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
         raise FormatError(f"{man} is unreadable ({type(err).__name__}: {err}).") from None
     for name, size, sha in entries:
+        if name in skip:
+            continue
         p = folder / name
         if not p.is_file():
             raise FormatError(f"{folder} is missing {name}, listed in its manifest.")
         have = p.stat().st_size
         if have != size:
-            raise FormatError(f"{p} has {have} bytes; its manifest says {size} (truncated?).")
+            raise FormatError(f"{p} has {have} bytes; its manifest says {size} (truncated or corrupt).")
         if hashes and known_hash(p) != sha:
             raise FormatError(
                 f"{p} does not match the hash in its manifest (changed or corrupt). If you "
@@ -459,7 +462,7 @@ def _check_against(folder: Path, man: Path, hashes: bool) -> None:
             )
 
 
-def verify_if_saekit(folder: Path) -> bool:
+def verify_if_saekit(folder: Path, skip: Collection[str] = ()) -> bool:
     """:func:`verify` ``folder`` if it carries a saekit manifest; ``False`` if it has none
     (a folder written by another library, or by an older saekit).
 
@@ -475,7 +478,7 @@ def verify_if_saekit(folder: Path) -> bool:
         body = {"files": None}
     if not (isinstance(body, dict) and "files" in body):
         return False
-    verify(folder)
+    verify(folder, skip=skip)
     return True
 
 

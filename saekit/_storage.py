@@ -503,5 +503,5 @@ def load_or_rebuild(path: Path, load: Callable[[Path], T], build: Callable[[Path
 
 
 def one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+    text = " ".join(str(err).split()).rstrip(".")
     return text if len(text) <= 300 else text[:297] + "..."

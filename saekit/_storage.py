@@ -179,7 +179,8 @@ def write_folder(
     Args:
         target: the folder.
         files: file name -> a function that writes that file at the path it is given.
-        keep_others: copy files of the old folder that ``files`` does not name.
+        keep_others: copy files (and subfolders) of the old folder that ``files`` does
+            not name into the new version.
         drop: names of old files not to copy (they described what is being replaced).
     """
     target = Path(target)
@@ -213,6 +214,7 @@ def build_folder(target: Path, build: Callable[[Path], Any]) -> Path:
         >>> build_folder(Path("/tmp/m"), lambda d: (d / "a.txt").write_text("hi"))  # doctest: +SKIP
     """
     target = Path(target)
+    _refuse_cwd(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(target.parent)
     tmp = _temp_path(target)
@@ -234,6 +236,16 @@ def build_folder(target: Path, build: Callable[[Path], Any]) -> Path:
     finally:
         _done(tmp)
     return target
+
+
+def _refuse_cwd(target: Path) -> None:
+    """A folder write replaces the folder: never the one a shell or notebook is in."""
+    where = target.resolve()
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+        raise SaekitError(
+            f"Writing into {target} would replace the current working folder (it is written "
+            "whole, then swapped in). Pass a subfolder instead, e.g. ./my_sae."
+        )
 
 
 def _files(folder: Path) -> list[Path]:

@@ -493,6 +493,16 @@ def test_write_folder_keeps_other_files_but_drops_named_ones(tmp_path: Path) -> 
     st.verify(tmp_path / "f")
 
 
+def test_folder_write_never_replaces_the_working_folder(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "work" / "deeper").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "work" / "deeper")
+    for target in (Path("."), tmp_path / "work"):
+        with pytest.raises(saekit.SaekitError, match="current working folder.*subfolder"):
+            save_sae(_sae(0, 8), target)
+    save_sae(_sae(0, 8), "my_sae")
+    assert (tmp_path / "work" / "deeper" / "my_sae" / "cfg.json").is_file()
+
+
 def test_write_checked_and_verify_file(tmp_path: Path) -> None:
     f = st.write_checked(tmp_path / "h.csv", lambda p: p.write_text("a,b\n1,2\n"))
     st.verify_file(f)

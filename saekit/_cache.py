@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -63,6 +64,9 @@ def _check_shard(folder: Path, entry: dict[str, Any]) -> Path:
                           f"(truncated or corrupt). {_REPAIR}")
     if "sha256" in entry and _storage.known_hash(file) != entry["sha256"]:
         raise FormatError(f"Activation shard {file} does not match its hash in {_META} (corrupt). {_REPAIR}")
+    if "size" not in entry:  # written by an older saekit: at least its header and length
+        with _storage.reading(file, "activation shard", _REPAIR), safe_open(str(file), "pt"):
+            pass
     return file
 
 

@@ -153,3 +153,20 @@ def test_saes_trained_from_a_cache_record_model_and_site(tiny_llama: saekit.Mode
     sae = saekit.train_saes(cache, [64], cfg, progress=False).saes[0]
     assert (sae.cfg.site, sae.cfg.model_name) == ("resid_post.1", tiny_llama.name)
     saekit.evaluate(tiny_llama, [sae], TEXTS[:2], progress=False)  # usable as is
+
+
+def test_older_cache_loads_and_is_repaired(tiny_llama: saekit.Model, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    kw = {"shard_tokens": 100, "docs_per_step": 4, "progress": False}
+    ref = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw).load()
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    meta["shards"] = [{"file": s["file"], "n": s["n"]} for s in meta["shards"]]  # no sizes nor hashes
+    (tmp_path / "c" / "meta.json").write_text(json.dumps(meta))
+    assert torch.equal(saekit.ActivationCache(tmp_path / "c").load(), ref)
+    shard = tmp_path / "c" / meta["shards"][1]["file"]
+    shard.write_bytes(shard.read_bytes()[:-30])
+    with pytest.raises(FormatError, match="shard_00001.*unreadable.*same arguments"):
+        saekit.ActivationCache(tmp_path / "c").load()
+    with caplog.at_level("WARNING", logger="saekit"):
+        again = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw)
+    assert "recomputing from text 0" in caplog.text  # no resume points recorded: all of it
+    assert torch.equal(again.load(), ref) and all("sha256" in s for s in again.meta["shards"])

@@ -89,6 +89,20 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(target: Path, write: Writer) -> Path:
     """Write one file atomically: ``write(tmp)``, fsync, rename over ``target``.
 
@@ -103,6 +117,7 @@ def atomic_write(target: Path, write: Writer) -> Path:
         _fsync_file(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         said = _write_error(err, target)
@@ -227,6 +242,7 @@ def build_folder(target: Path, build: Callable[[Path], Any]) -> Path:
         _write_manifest(tmp)
         os.chmod(tmp, 0o755)
         _swap_in(tmp, target)
+        _fsync_dir(target.parent)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         said = _write_error(err, target)

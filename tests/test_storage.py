@@ -606,3 +606,45 @@ def test_corrupt_local_model_folder_is_a_format_error(tmp_path: Path) -> None:
     w.write_bytes(w.read_bytes()[:200])
     with pytest.raises(FormatError, match=r"model folder .*m \(.*truncated or corrupt"):
         _loading.load_hf(str(tmp_path / "m"), torch.float32)
+
+
+# ----- the demo's cache entries: a broken one is recomputed with a note ---------------------
+def test_demo_recomputes_broken_cached_statistics_and_evaluation(tmp_path: Path, monkeypatch,
+                                                                 caplog) -> None:  # type: ignore[no-untyped-def]
+    from saekit import demo
+
+    monkeypatch.setenv("SAEKIT_CACHE", str(tmp_path / "cache"))
+    s = demo.Settings.quick()
+    computed = {"stats": 0, "eval": 0}
+
+    def fake_stats(*a: Any, **k: Any) -> FeatureStats:
+        computed["stats"] += 1
+        return _stats(0, 16)
+
+    def fake_evaluate(*a: Any, **k: Any) -> pd.DataFrame:
+        computed["eval"] += 1
+        table = pd.DataFrame({"sae": ["topk-576"], "l0": [32.0]})
+        table.attrs["density"] = pd.DataFrame({"sae": ["topk-576"] * 3, "density": [0.1, 0.2, 0.0]})
+        return table
+
+    monkeypatch.setattr(saekit, "feature_stats", fake_stats)
+    monkeypatch.setattr(saekit, "evaluate", fake_evaluate)
+    out = tmp_path / "out"
+    out.mkdir()
+    for _ in range(2):  # computed once, then read from the cache
+        demo._stats(None, {}, s)  # type: ignore[arg-type]
+        table = demo._evaluate(None, [], [], s, out)  # type: ignore[arg-type]
+    assert computed == {"stats": 1, "eval": 1}
+    pq = demo._work(s) / f"stats-{s.stats_texts}" / "summary.parquet"
+    pq.write_bytes(pq.read_bytes()[:50])
+    csv = demo._work(s) / f"evaluation-{s.eval_texts}" / "evaluation.csv"
+    csv.write_text("sae,l0\ntopk-5")  # truncated: pandas alone would read it without a word
+    with caplog.at_level(logging.WARNING, logger="saekit"):
+        stats = demo._stats(None, {}, s)  # type: ignore[arg-type]
+        again = demo._evaluate(None, [], [], s, out)  # type: ignore[arg-type]
+    assert computed == {"stats": 2, "eval": 2}
+    notes = [r.getMessage() for r in caplog.records]
+    assert len(notes) == 2 and all("broken" in n and "recomputing it" in n and "\n" not in n for n in notes)
+    pd.testing.assert_frame_equal(stats.summary, _stats(0, 16).summary)
+    pd.testing.assert_frame_equal(again, table)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "evaluation.csv"), table)

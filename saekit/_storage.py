@@ -39,7 +39,7 @@ from saekit.errors import FormatError, SaekitError
 
 log = logging.getLogger("saekit")
 
-Writer = Callable[[Path], None]  # writes one file at the given path
+Writer = Callable[[Path], object]  # writes one file at the given path (its result is ignored)
 T = TypeVar("T")
 
 MANIFEST = "manifest.json"

@@ -101,7 +101,7 @@ def drop_broken(folder: Path) -> list[Path]:
     Returns:
         The folders removed.
     """
-    removed = []
+    removed: list[Path] = []
     for path in reversed(checkpoint_dirs(folder)):
         try:
             _storage.verify_if_saekit(path)

@@ -1,20 +1,31 @@
-"""On-disk activation cache: safetensors shards + a JSON manifest, atomic and resumable."""
+"""On-disk activation cache: safetensors shards + a JSON manifest, atomic and resumable.
+
+``meta.json`` lists the shards with each one's size, SHA-256, and where in the corpus it
+ends; every file is written by :func:`saekit._storage.atomic_write`. A shard is checked
+against its size and hash when it is read (hashed once per process). A broken shard or
+``meta.json`` is repaired by calling :func:`cache_activations` again with the same
+arguments: it keeps the intact shards before the first broken one and recomputes the
+rest, with the same result as an uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from saekit import _storage
 from saekit._tokens import CHUNK_CONTEXT, check_texts
 from saekit.activations import Activations
 from saekit.errors import FormatError, SaekitError
@@ -22,23 +33,41 @@ from saekit.errors import FormatError, SaekitError
 if TYPE_CHECKING:
     from saekit.model import Model
 
+log = logging.getLogger("saekit")
 _META = "meta.json"
+_SHARD = re.compile(r"^shard_\d{5}\.safetensors$")
+_REPAIR = ("Call saekit.cache_activations(model, texts, site, path) again with the same arguments: "
+           "it keeps the intact shards and recomputes the broken ones.")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    _storage.write_json(folder / _META, meta)
 
 
-def _atomic_save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
-    os.replace(tmp, path)
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta = _storage.read_json(folder / _META, "activation cache metadata", _REPAIR)
+    ok = isinstance(meta, dict) and isinstance(meta.get("shards"), list) and all(
+        isinstance(s, dict) and {"file", "n"} <= s.keys() for s in meta["shards"])
+    if not ok or not {"site", "d_in", "complete", "model"} <= meta.keys():
+        raise FormatError(f"{folder / _META} is not activation cache metadata. {_REPAIR}")
+    return meta
+
+
+def _check_shard(folder: Path, entry: dict[str, Any]) -> Path:
+    """The shard's path after checking its size and hash against ``meta.json``."""
+    file = folder / entry["file"]
+    if not file.is_file():
+        raise FormatError(f"Activation shard {file} is missing. {_REPAIR}")
+    size = file.stat().st_size
+    if "size" in entry and size != entry["size"]:
+        raise FormatError(f"Activation shard {file} has {size} bytes; {_META} says {entry['size']} "
+                          f"(truncated or corrupt). {_REPAIR}")
+    if "sha256" in entry and _storage.known_hash(file) != entry["sha256"]:
+        raise FormatError(f"Activation shard {file} does not match its hash in {_META} (corrupt). {_REPAIR}")
+    if "size" not in entry:  # written by an older saekit: at least its header and length
+        with _storage.reading(file, "activation shard", _REPAIR), safe_open(str(file), "pt"):
+            pass
+    return file
 
 
 class ActivationCache:
@@ -59,7 +88,7 @@ class ActivationCache:
                 f"No activation cache at {self.path} (missing {_META}). Create one with "
                 "saekit.cache_activations(model, texts, site, path)."
             )
-        self.meta: dict[str, Any] = json.loads(meta_file.read_text())
+        self.meta: dict[str, Any] = _read_meta(self.path)
 
     site = property(lambda self: str(self.meta["site"]))
     model_name = property(lambda self: str(self.meta["model"]))
@@ -84,14 +113,10 @@ class ActivationCache:
         )
 
     def _shard(self, i: int) -> dict[str, Tensor]:
-        file = self.path / self.meta["shards"][i]["file"]
-        try:
+        entry = self.meta["shards"][i]
+        file = _check_shard(self.path, entry)
+        with _storage.reading(file, "activation shard", _REPAIR):
             return load_file(str(file))
-        except Exception as e:  # safetensors raises several types for truncation
-            raise FormatError(
-                f"Activation shard {file} is missing or corrupt ({e}). Delete the cache folder "
-                "and run cache_activations again."
-            ) from e
 
     def iter_batches(
         self, batch_size: int, *, shuffle: bool = True, seed: int = 0, start: int = 0
@@ -213,7 +238,7 @@ def cache_activations(
             buf, dropped = [], 0
     bar.close()
     meta["complete"] = True
-    _atomic_write_bytes(folder / _META, json.dumps(meta, indent=1).encode())
+    _write_meta(folder, meta)
     return ActivationCache(folder)
 
 
@@ -234,28 +259,69 @@ def _typical_norm(x: Tensor, ratio: float | None) -> Tensor:
 
 def _open_or_start(folder: Path, fp: str, model: Model, site: str, n_docs: int) -> dict[str, Any]:
     meta_file = folder / _META
+    _storage.clean_stale(folder)
     if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if meta.get("fingerprint") != fp:
-            raise SaekitError(
-                f"{folder} holds an activation cache made from other texts or settings. "
-                "Use another folder, or delete this one to rebuild it."
-            )
-        return meta
+        try:
+            meta = _read_meta(folder)
+        except FormatError as err:
+            log.warning("saekit: the activation cache at %s is broken (%s); recomputing it.",
+                        folder, _storage.one_line(err))
+        else:
+            if meta.get("fingerprint") != fp:
+                raise SaekitError(
+                    f"{folder} holds an activation cache made from other texts or settings. "
+                    "Use another folder, or delete this one to rebuild it."
+                )
+            return _keep_intact(folder, meta)
     meta = {"version": 1, "model": model.name, "site": site, "d_in": model.site_width(site),
             "n_docs": n_docs, "next_doc": 0, "shards": [], "complete": False, "fingerprint": fp}
-    _atomic_write_bytes(meta_file, json.dumps(meta, indent=1).encode())
+    _write_meta(folder, meta)
+    _remove_unlisted_shards(folder, meta)
     return meta
+
+
+def _keep_intact(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` cut back to its shards before the first broken one (a note says so)."""
+    shards = meta["shards"]
+    broken = _first_broken(folder, shards)
+    if broken is None:
+        return meta
+    i, err = broken
+    resumable = all("next_doc" in e and "dropped" in e for e in shards[:i])  # older caches: start over
+    keep = shards[:i] if resumable else []
+    start = keep[-1]["next_doc"] if keep else 0
+    log.warning("saekit: activation shard %s in %s is broken (%s); recomputing from text %d.",
+                shards[i]["file"], folder, _storage.one_line(err), start)
+    meta.update(shards=keep, next_doc=start, complete=False, dropped=sum(e["dropped"] for e in keep))
+    _write_meta(folder, meta)
+    _remove_unlisted_shards(folder, meta)
+    return meta
+
+
+def _first_broken(folder: Path, shards: list[dict[str, Any]]) -> tuple[int, FormatError] | None:
+    for i, entry in enumerate(shards):
+        try:
+            _check_shard(folder, entry)
+        except FormatError as err:
+            return i, err
+    return None
+
+
+def _remove_unlisted_shards(folder: Path, meta: dict[str, Any]) -> None:
+    listed = {e["file"] for e in meta["shards"]}
+    for f in folder.iterdir():
+        if _SHARD.match(f.name) and f.name not in listed:
+            _storage.remove(f)
 
 
 def _flush(folder: Path, meta: dict[str, Any], acts: Activations, site: str, dtype: torch.dtype,
            next_doc: int, dropped: int) -> None:
     name = f"shard_{len(meta['shards']):05d}.safetensors"
-    _atomic_save_tensors(
-        {"acts": acts[site].to(dtype), "token_id": acts.token_ids, "doc": acts.doc, "pos": acts.pos},
-        folder / name,
-    )
-    meta["shards"].append({"file": name, "n": len(acts)})
+    tensors = {"acts": acts[site].to(dtype).contiguous(), "token_id": acts.token_ids.contiguous(),
+               "doc": acts.doc.contiguous(), "pos": acts.pos.contiguous()}
+    file = _storage.atomic_write(folder / name, lambda p: save_file(tensors, str(p)))
+    meta["shards"].append({"file": name, "n": len(acts), **_storage.describe(file),
+                           "next_doc": next_doc, "dropped": dropped})
     meta["next_doc"] = next_doc
     meta["dropped"] = meta.get("dropped", 0) + dropped
-    _atomic_write_bytes(folder / _META, json.dumps(meta, indent=1).encode())
+    _write_meta(folder, meta)

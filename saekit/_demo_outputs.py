@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from saekit._storage import safe_name
+from saekit._storage import safe_name, write_text
 from saekit.analysis import FeatureStats
 from saekit.analysis.geometry import match_features
 from saekit.errors import SaekitError
@@ -78,9 +78,7 @@ def write_explorer(out: Path, model: Model, saes: Mapping[str, SAE], stats: Feat
         top = stats.top_examples(ref.sae, ref.feature, n=1)
         snippet = str(top["text"].iloc[0]) if len(top) else ""
         rows.append((_href(path, out), ref, snippet))
-    index = out / "index.html"
-    index.write_text(_index_html(pages, rows), encoding="utf-8")
-    return index
+    return write_text(out / "index.html", _index_html(pages, rows))
 
 
 def card_file(ref: FeatureRef) -> str:

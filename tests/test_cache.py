@@ -91,7 +91,7 @@ def test_interrupted_caching_resumes(tiny_llama: saekit.Model, tmp_path, monkeyp
                                     shard_tokens=100, docs_per_step=4, progress=False)
     direct = tiny_llama.activations(TEXTS, "resid_post.1", progress=False)
     torch.testing.assert_close(done.load(), direct["resid_post.1"])
-    assert not list((tmp_path / "c").glob(".tmp-*"))
+    assert not [f.name for f in (tmp_path / "c").iterdir() if f.name.startswith(".")]  # no temporaries
 
 
 def test_cache_from_other_texts_refused(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -106,9 +106,45 @@ def test_missing_and_corrupt_cache(tiny_llama: saekit.Model, tmp_path) -> None: 
     cache = saekit.cache_activations(tiny_llama, TEXTS[:4], "resid_post.1", tmp_path / "c", progress=False)
     shard = tmp_path / "c" / cache.meta["shards"][0]["file"]
     shard.write_bytes(shard.read_bytes()[:50])
-    with pytest.raises(FormatError, match="corrupt"):
+    with pytest.raises(FormatError, match="truncated or corrupt.*cache_activations"):
         cache.load()
     assert json.loads((tmp_path / "c" / "meta.json").read_text())["complete"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_broken_shard_is_recomputed_from_there_on(tiny_llama: saekit.Model, tmp_path, caplog, damage) -> None:  # type: ignore[no-untyped-def]
+    kw = {"shard_tokens": 100, "docs_per_step": 4, "progress": False}
+    cache = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw)
+    ref = cache.load()
+    shards = [tmp_path / "c" / s["file"] for s in cache.meta["shards"]]
+    assert len(shards) >= 4 and all(len(s["sha256"]) == 64 for s in cache.meta["shards"])
+    first = shards[0].stat().st_ino, shards[0].stat().st_mtime_ns
+    data = shards[2].read_bytes()
+    shards[2].write_bytes(data[:-40] if damage == "truncate" else data[:-8] + bytes(8))
+    with pytest.raises(FormatError, match=r"shard_00002.*(truncated|corrupt).*same arguments"):
+        saekit.ActivationCache(tmp_path / "c").load()  # a reader refuses it, saying how to repair
+    with caplog.at_level("WARNING", logger="saekit"):
+        again = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw)
+    assert "shard_00002.safetensors" in caplog.text and "recomputing from text" in caplog.text
+    assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
+    assert torch.equal(again.load(), ref) and again.complete
+    assert again.meta["shards"] == cache.meta["shards"]  # bit-identical: same sizes and hashes
+    assert (shards[0].stat().st_ino, shards[0].stat().st_mtime_ns) == first  # intact shards kept
+
+
+@pytest.mark.parametrize("damage", [b"", b'{"version": 1, "mod', b"[1, 2]"])
+def test_broken_meta_is_recomputed(tiny_llama: saekit.Model, tmp_path, caplog, damage) -> None:  # type: ignore[no-untyped-def]
+    kw = {"shard_tokens": 100, "docs_per_step": 4, "progress": False}
+    ref = saekit.cache_activations(tiny_llama, TEXTS[:8], "resid_post.1", tmp_path / "c", **kw).load()
+    (tmp_path / "c" / "meta.json").write_bytes(damage)
+    with pytest.raises(FormatError, match=r"meta.json.*same arguments"):
+        saekit.ActivationCache(tmp_path / "c")  # not a JSONDecodeError
+    with caplog.at_level("WARNING", logger="saekit"):
+        again = saekit.cache_activations(tiny_llama, TEXTS[:8], "resid_post.1", tmp_path / "c", **kw)
+    assert "is broken" in caplog.text and "recomputing it" in caplog.text
+    assert torch.equal(again.load(), ref)
+    names = sorted(f.name for f in (tmp_path / "c").iterdir())
+    assert names == sorted(["meta.json", *(s["file"] for s in again.meta["shards"])])
 
 
 def test_saes_trained_from_a_cache_record_model_and_site(tiny_llama: saekit.Model, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -117,3 +153,20 @@ def test_saes_trained_from_a_cache_record_model_and_site(tiny_llama: saekit.Mode
     sae = saekit.train_saes(cache, [64], cfg, progress=False).saes[0]
     assert (sae.cfg.site, sae.cfg.model_name) == ("resid_post.1", tiny_llama.name)
     saekit.evaluate(tiny_llama, [sae], TEXTS[:2], progress=False)  # usable as is
+
+
+def test_older_cache_loads_and_is_repaired(tiny_llama: saekit.Model, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    kw = {"shard_tokens": 100, "docs_per_step": 4, "progress": False}
+    ref = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw).load()
+    meta = json.loads((tmp_path / "c" / "meta.json").read_text())
+    meta["shards"] = [{"file": s["file"], "n": s["n"]} for s in meta["shards"]]  # no sizes nor hashes
+    (tmp_path / "c" / "meta.json").write_text(json.dumps(meta))
+    assert torch.equal(saekit.ActivationCache(tmp_path / "c").load(), ref)
+    shard = tmp_path / "c" / meta["shards"][1]["file"]
+    shard.write_bytes(shard.read_bytes()[:-30])
+    with pytest.raises(FormatError, match="shard_00001.*unreadable.*same arguments"):
+        saekit.ActivationCache(tmp_path / "c").load()
+    with caplog.at_level("WARNING", logger="saekit"):
+        again = saekit.cache_activations(tiny_llama, TEXTS, "resid_post.1", tmp_path / "c", **kw)
+    assert "recomputing from text 0" in caplog.text  # no resume points recorded: all of it
+    assert torch.equal(again.load(), ref) and all("sha256" in s for s in again.meta["shards"])

@@ -182,8 +182,10 @@ def test_stale_temporaries_cleaned_and_moved_aside_folder_restored(tmp_path) -> 
     dead = subprocess.run([sys.executable, "-c", "import os;print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
     (tmp_path / f".x.json.{dead}-0123abcd.tmp").write_text("half")
-    live = tmp_path / f".y.json.{os.getpid()}-0123abcd.tmp"
+    live = tmp_path / f".y.json.{os.getppid()}-0123abcd.tmp"  # another process, alive
     live.write_text("being written")
+    mine = tmp_path / f".w.json.{os.getpid()}-0123abcd.tmp"  # our PID, but not ours: a restart
+    mine.write_text("left by a crashed run that had this PID")
     aside = tmp_path / f".f.{dead}-89abcdef.old"
     aside.mkdir()
     (aside / "a.txt").write_text("kept")

@@ -171,7 +171,8 @@ def test_umap_coords_cache_keyed_by_weights(tmp_path, monkeypatch) -> None:  # t
     umap_coords({"a": a, "b": b}, cache_dir=False, progress=False)  # no cache
     assert len(calls) == 4
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 3 and all(f.startswith("umap-") and f.endswith(".npy") for f in files)
+    assert len(files) == 3 and all(f.startswith("umap-") and (tmp_path / f / "xy.npy").is_file()
+                                   for f in files)  # one folder (array + manifest) per entry
 
 
 def test_umap_missing_package_says_how_to_install(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -193,4 +194,4 @@ def test_umap_real_fit_is_deterministic_and_cached(tmp_path) -> None:  # type: i
     pd.testing.assert_frame_equal(one, two)
     cached = umap_coords(saes, n_neighbors=5, cache_dir=tmp_path, progress=False)
     pd.testing.assert_frame_equal(cached, one)
-    assert len(list(tmp_path.glob("umap-*.npy"))) == 1
+    assert len(list(tmp_path.glob("umap-*/xy.npy"))) == 1

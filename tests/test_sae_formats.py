@@ -660,7 +660,7 @@ def test_save_into_existing_folder_replaces_files(tmp_path: Path) -> None:
     save_sae(a, tmp_path / "s")
     save_sae(b, tmp_path / "s")
     assert torch.equal(load_sae(tmp_path / "s").W_dec, b.W_dec)
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["cfg.json",
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["cfg.json", "manifest.json",
                                                                   "sae_weights.safetensors"]
     assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temporary leftovers
 
@@ -681,7 +681,7 @@ def test_failed_save_leaves_no_half_written_sae(tmp_path: Path, monkeypatch: Any
     with pytest.raises(OSError, match="disk full"):
         save_sae(random_saekit(ReLUSAE, seed=2), tmp_path / "old")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
-    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["cfg.json",
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == ["cfg.json", "manifest.json",
                                                                     "sae_weights.safetensors"]
     assert torch.equal(load_sae(tmp_path / "old").W_dec, a.W_dec)
 

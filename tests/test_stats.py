@@ -305,7 +305,11 @@ def test_peak_tokens_equal_the_examples_modal_token(small_stats: FeatureStats) -
 def test_save_load_round_trip(small_stats: FeatureStats, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = small_stats.save(tmp_path / "stats")
     assert sorted(p.name for p in path.iterdir()) == [
-        "examples.parquet", "histograms.parquet", "manifest.json", "summary.parquet", "windows.safetensors"]
+        "examples.parquet", "histograms.parquet", "manifest.json", "stats.json", "summary.parquet",
+        "windows.safetensors"]
+    files = json.loads((path / "manifest.json").read_text())["files"]
+    assert sorted(files) == sorted(p.name for p in path.iterdir() if p.name != "manifest.json")
+    assert all(len(e["sha256"]) == 64 and e["size"] == (path / n).stat().st_size for n, e in files.items())
     back = FeatureStats.load(path)
     for name in ("summary", "examples", "histograms"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(small_stats, name))
@@ -321,14 +325,70 @@ def test_load_rejects_foreign_or_damaged_folders(small_stats: FeatureStats, tmp_
     with pytest.raises(FormatError, match="not a saved FeatureStats"):
         FeatureStats.load(tmp_path)
     path = small_stats.save(tmp_path / "s")
-    manifest = json.loads((path / "manifest.json").read_text())
-    (path / "manifest.json").write_text(json.dumps({**manifest, "format": "other"}))
-    with pytest.raises(FormatError, match="expected 'saekit.feature_stats'"):
+    meta = json.loads((path / "stats.json").read_text())
+    (path / "stats.json").write_text(json.dumps({**meta, "format": "other"}))
+    with pytest.raises(FormatError, match="damaged.*(truncated|hash)"):  # the manifest notices the edit
         FeatureStats.load(path)
-    (path / "manifest.json").write_text(json.dumps(manifest))
+    from saekit import _storage
+
+    foreign = json.dumps({**meta, "format": "other"})
+    _storage.write_folder(path, {"stats.json": lambda p: p.write_text(foreign)})
+    with pytest.raises(FormatError, match="expected 'saekit.feature_stats'"):  # intact, but foreign
+        FeatureStats.load(path)
+    (path / "manifest.json").unlink()
+    with pytest.raises(FormatError, match="not a saved FeatureStats"):
+        FeatureStats.load(path)
+
+
+@pytest.mark.parametrize("name", ["summary.parquet", "examples.parquet", "windows.safetensors", "stats.json",
+                                  "manifest.json"])
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_save_is_a_format_error_not_a_library_error(small_stats: FeatureStats, tmp_path, name,
+                                                            damage) -> None:  # type: ignore[no-untyped-def]
+    path = small_stats.save(tmp_path / "s")
+    f = path / name
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2] if damage == "truncate" else data[:-9] + bytes(9))
+    with pytest.raises(FormatError, match=r"s\b.*(truncated|corrupt|hash|unreadable)") as err:
+        FeatureStats.load(path)
+    assert "stats.save" in str(err.value) or "manifest" in str(err.value)
+
+
+def test_legacy_save_without_manifest_still_loads_and_damage_is_explained(small_stats: FeatureStats,
+                                                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = small_stats.save(tmp_path / "s")
+    meta = (path / "stats.json").read_text()
+    (path / "stats.json").unlink()
+    (path / "manifest.json").write_text(meta)  # the layout before manifests of hashes
+    back = FeatureStats.load(path)
+    pd.testing.assert_frame_equal(back.summary, small_stats.summary)
+    pq = path / "summary.parquet"
+    pq.write_bytes(pq.read_bytes()[:40])
+    with pytest.raises(FormatError, match="truncated or corrupt.*stats.save") as err:
+        FeatureStats.load(path)
+    assert "ArrowInvalid" in str(err.value)  # named, but wrapped: what, where, fix
     (path / "windows.safetensors").unlink()
     with pytest.raises(FormatError, match="lacks"):
         FeatureStats.load(path)
+
+
+def test_failed_save_keeps_the_previous_save(small_stats: FeatureStats, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = small_stats.save(tmp_path / "s")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    real = pd.DataFrame.to_parquet
+
+    def disk_full(self, p, **kw):  # type: ignore[no-untyped-def]
+        real(self, p, **kw)
+        with open(p, "r+b") as f:
+            f.truncate(10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        small_stats.save(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]  # no temporaries left
+    FeatureStats.load(path)
 
 
 def test_bad_lookups_and_settings(small_stats: FeatureStats) -> None:

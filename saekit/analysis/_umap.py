@@ -9,9 +9,9 @@ input and says so, and :func:`umap_coords` shows a progress bar naming the cause
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saekit.errors import SaekitError
+from saekit import _storage
+from saekit.errors import FormatError, SaekitError
 
 log = logging.getLogger("saekit")
 _warm = False
+_XY = "xy.npy"
 
 
 def _import_umap() -> Any:
@@ -89,27 +91,31 @@ def _cache_key(dirs: Sequence[np.ndarray], params: tuple) -> str:
     return h.hexdigest()[:32]
 
 
-def _cache_file(cache_dir: str | os.PathLike[str] | None | Literal[False], key: str) -> Path | None:
+def _cache_entry(cache_dir: str | os.PathLike[str] | None | Literal[False], key: str) -> Path | None:
+    """The cache entry's folder (``umap-<key>/xy.npy`` + manifest), or ``None`` for no cache."""
     if cache_dir is False:
         return None
     if cache_dir is None:
         from saekit._loading import cache_dir as saekit_cache
 
         cache_dir = saekit_cache() / "umap"
-    folder = Path(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"umap-{key}.npy"
+    return Path(cache_dir) / f"umap-{key}"
 
 
-def _save_atomic(path: Path, xy: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, xy, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _load_xy(entry: Path, n: int) -> np.ndarray:
+    """The cached ``[n, 2]`` coordinates, checked against the entry's manifest."""
+    _storage.verify(entry)
+    with _storage.reading(entry / _XY, "cached UMAP coordinates"):
+        xy = np.load(entry / _XY, allow_pickle=False)
+    if xy.shape != (n, 2) or xy.dtype != np.float32:
+        raise FormatError(f"{entry / _XY} holds {xy.dtype} {xy.shape}; expected float32 ({n}, 2).")
+    return xy
+
+
+def _save_xy(entry: Path, xy: np.ndarray) -> None:
+    buf = io.BytesIO()  # np.save to a file reports a full disk as a short write, without errno
+    np.save(buf, xy, allow_pickle=False)
+    _storage.write_folder(entry, {_XY: lambda p: p.write_bytes(buf.getvalue())}, keep_others=False)
 
 
 def umap_coords(
@@ -146,12 +152,13 @@ def umap_coords(
     if len({d.shape[1] for d in dirs}) > 1:
         raise SaekitError("All dictionaries must have the same decoder width for a joint UMAP.")
     k = max(2, min(n_neighbors, n - 1))
-    path = _cache_file(cache_dir, _cache_key(dirs, ("v1", k, float(min_dist), int(seed))))
-    xy = np.load(path, allow_pickle=False) if path is not None and path.is_file() else None
-    if xy is None or xy.shape != (n, 2):
-        xy = _fit_with_progress(np.concatenate(dirs), k, min_dist, seed, progress)
-        if path is not None:
-            _save_atomic(path, xy)
+    entry = _cache_entry(cache_dir, _cache_key(dirs, ("v1", k, float(min_dist), int(seed))))
+    fit = lambda: _fit_with_progress(np.concatenate(dirs), k, min_dist, seed, progress)  # noqa: E731
+    if entry is None:
+        xy = fit()
+    else:  # a broken entry is fitted again, with a one-line note
+        xy = _storage.load_or_rebuild(entry, lambda e: _load_xy(e, n), lambda e: _save_xy(e, fit()),
+                                      "cached UMAP coordinates")
     return pd.DataFrame({
         "sae": np.concatenate([[name] * len(d) for name, d in named]),
         "feature": np.concatenate([np.arange(len(d)) for d in dirs]),

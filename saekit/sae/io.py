@@ -5,8 +5,8 @@ Example:
     >>> from saekit.sae import JumpReLUSAE, SAEConfig, init_weights, load_sae, save_sae
     >>> sae = init_weights(JumpReLUSAE(SAEConfig(d_in=8, d_sae=32, site="resid_post.3")))
     >>> path = save_sae(sae, os.path.join(tempfile.mkdtemp(), "sae"))
-    >>> sorted(os.listdir(path))
-    ['cfg.json', 'sae_weights.safetensors']
+    >>> sorted(os.listdir(path))  # manifest.json: size and SHA-256 of each file, checked on load
+    ['cfg.json', 'manifest.json', 'sae_weights.safetensors']
     >>> again = load_sae(path, features=[5, 1])
     >>> again.d_sae, again.cfg.training["feature_indices"]
     (2, [5, 1])
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from saekit._boundary import finite_weights
+from saekit._storage import verify_if_saekit
 from saekit.errors import FormatError
 from saekit.sae.base import SAE
 from saekit.sae.formats import FORMATS, saelens
@@ -69,6 +70,9 @@ def load_sae(
         weights = fmt.find(p)
         if weights is not None:
             sae = fmt.load(weights, features=features, device=device)
+            # saved by saekit: the tensors are also checked against the manifest (a change
+            # that still parses); cfg.json, which users edit by hand, is checked by parsing
+            verify_if_saekit(weights.parent, skip=(saelens.CFG,))
             if not allow_nonfinite:
                 finite_weights(sae, str(p))
             return sae
@@ -78,8 +82,10 @@ def load_sae(
 def save_sae(sae: SAE, path: PathLike, log_sparsity: Tensor | None = None) -> Path:
     """Save ``sae`` in SAELens's layout (``cfg.json`` + ``sae_weights.safetensors``).
 
-    Written atomically: a new folder appears complete or not at all; files in an
-    existing folder are each replaced in one step. SAELens's ``SAE.load_from_disk``
+    Written atomically (:func:`saekit._storage.write_folder`): the new version is built
+    beside the old one and swapped in, so a failed save (disk full) leaves the previous
+    SAE loadable; other files in an existing folder are kept. A ``manifest.json`` records
+    each file's size and hash, and :func:`load_sae` checks it. SAELens's ``SAE.load_from_disk``
     reads the result; BatchTopK SAEs are written as JumpReLU with one shared threshold,
     as SAELens does.
 

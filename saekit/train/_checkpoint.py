@@ -7,9 +7,13 @@ Layout of ``<dir>/step-00000120/``:
 - ``meta.json``: step, tokens, normalisation scale, the training and SAE configs, and
   the metric history so far.
 
-A checkpoint is written into a hidden temporary folder beside the final one and
-renamed into place (``os.replace``), so a crash never leaves a half-written
-``step-*`` folder; the newest complete folder is the one to resume from. No pickle:
+- ``manifest.json``: size and SHA-256 of both, checked when the checkpoint is read.
+
+A checkpoint is written by :func:`saekit._storage.write_folder`: built in a hidden
+temporary folder beside the final one and renamed into place, so a crash or a full disk
+never leaves a half-written ``step-*`` folder (nor damages the one being re-saved), and
+temporaries of a killed run are removed by the next one; the newest complete folder is
+the one to resume from. Old checkpoints are pruned by renaming them away first. No pickle:
 tensors go through safetensors, everything else through JSON. Training draws no random
 numbers after initialisation (the data order is a function of the seed and the step),
 so no RNG state is needed to resume exactly.
@@ -18,18 +22,18 @@ so no RNG state is needed to resume exactly.
 from __future__ import annotations
 
 import json
-import os
+import logging
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from saekit import _storage
 from saekit.errors import FormatError
 
+log = logging.getLogger("saekit")
 FORMAT_VERSION = 1
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
 _TENSORS = "state.safetensors"
@@ -52,41 +56,33 @@ def save_checkpoint(
     Returns:
         The checkpoint's folder.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"step-{step:08d}"
-    tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / _TENSORS)
-    _write_synced(tmp / _META, json.dumps({"format_version": FORMAT_VERSION, **meta}))
-    _fsync_file(tmp / _TENSORS)
-    if final.exists():  # re-saving a step (after a resume): swap, then drop the old one
-        old = folder / f".old-{final.name}-{os.getpid()}"
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    state = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    body = json.dumps({"format_version": FORMAT_VERSION, **meta})
+    _storage.write_folder(final, {
+        _TENSORS: lambda p: save_file(state, str(p)),
+        _META: lambda p: p.write_text(body, encoding="utf-8"),
+    }, keep_others=False)
     for stale in checkpoint_dirs(folder)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
+        _storage.remove(stale)
     return final
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """Read one checkpoint folder: ``(meta, tensors)``.
+    """Read one checkpoint folder: ``(meta, tensors)``, checked against its manifest.
 
     Raises:
         FormatError: the folder is incomplete, truncated or corrupt.
     """
+    fix = ("It may be truncated or corrupt: delete that folder to resume from the one before "
+           "it, or pass resume=False to start over.")
     try:
+        _storage.verify_if_saekit(path)  # checkpoints written before manifests: read as they are
+    except FormatError as e:
+        raise FormatError(f"Checkpoint {path} is damaged ({e}) {fix}") from None
+    with _storage.reading(path, "checkpoint", fix):
         meta = json.loads((path / _META).read_text())
         tensors = load_file(path / _TENSORS)
-    except (OSError, ValueError, SafetensorError) as e:
-        raise FormatError(
-            f"Checkpoint {path} is unreadable ({type(e).__name__}: {e}). It may be "
-            "truncated or corrupt: delete that folder to resume from the one before it, "
-            "or pass resume=False to start over."
-        ) from e
     if meta.get("format_version") != FORMAT_VERSION:
         raise FormatError(
             f"Checkpoint {path} has format_version {meta.get('format_version')!r}; this "
@@ -95,22 +91,30 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     return meta, tensors
 
 
+def drop_broken(folder: Path) -> list[Path]:
+    """Remove the newest checkpoints that fail their manifest check, until an intact one
+    (or none) is newest; each removal is noted in one line on the ``saekit`` logger.
+
+    For callers that treat checkpoints as a cache (the demo): training itself refuses a
+    broken checkpoint rather than silently resuming from an older one.
+
+    Returns:
+        The folders removed.
+    """
+    removed: list[Path] = []
+    for path in reversed(checkpoint_dirs(folder)):
+        try:
+            _storage.verify_if_saekit(path)
+            return removed
+        except FormatError as err:
+            log.warning("saekit: checkpoint %s is broken (%s); resuming from the one before it.",
+                        path, _storage.one_line(err))
+            _storage.remove(path)
+            removed.append(path)
+    return removed
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint folder, or ``None``."""
     dirs = checkpoint_dirs(folder)
     return dirs[-1] if dirs else None
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

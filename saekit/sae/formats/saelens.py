@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from saekit._storage import write_folder
 from saekit.errors import FormatError, SaekitError
 from saekit.sae.base import SAE
-from saekit.sae.formats._atomic import write_folder
 from saekit.sae.formats._build import Meta, Weights, build_sae, check_shapes, feature_list, find_beside_cfg
 from saekit.sae.formats._hooks import hook_to_site, site_to_hook
 from saekit.sae.formats._json import read_json, require, to_float, to_int
@@ -101,11 +101,10 @@ def save(sae: SAE, folder: Path, log_sparsity: Tensor | None = None) -> Path:
                 f"({sae.d_sae},), one value per feature."
             )
         files[SPARSITY] = lambda p: save_file(sp, str(p))
-    elif (Path(folder) / SPARSITY).is_file():
-        (Path(folder) / SPARSITY).unlink()  # it described the SAE being replaced
     text = json.dumps(cfg, indent=2)
     files[CFG] = lambda p: p.write_text(text, encoding="utf-8")
-    write_folder(Path(folder), files)
+    # an old sparsity file described the SAE being replaced: not carried over
+    write_folder(Path(folder), files, drop=(SPARSITY,))
     return Path(folder)
 
 

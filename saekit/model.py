@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -148,7 +148,13 @@ class Model:
     @property
     def W_U(self) -> Tensor:
         """Unembedding matrix ``[d_model, vocab]``."""
-        return self.hf.get_output_embeddings().weight.T
+        weight = self._head().weight
+        assert isinstance(weight, Tensor)
+        return weight.T
+
+    def _head(self) -> nn.Module:
+        """The unembedding module (transformers' ``get_output_embeddings()``)."""
+        return cast(Callable[[], nn.Module], self.hf.get_output_embeddings)()
 
     def unembed(self, x: Tensor, *, norm: bool = True) -> Tensor:
         """Logits of residual vectors ``[..., d_model] -> [..., vocab]`` (final norm, then unembed).
@@ -161,7 +167,7 @@ class Model:
         with torch.no_grad():
             if norm and path:
                 x = self.hf.get_submodule(path)(x)
-            return self.hf.get_output_embeddings()(x)
+            return self._head()(x)
 
     # ----- tokens ------------------------------------------------------------------
     @property
@@ -440,7 +446,7 @@ class Model:
         return Activations.concat(list(self.iter_activations(texts, sites, **kw)))
 
 
-def _read(env: Any, kind: str) -> Tensor:
+def _read(env: Any, kind: str) -> Any:  # an nnsight proxy of a tensor
     if kind == "mlp_neurons":
         return env.input
     out = env.input if kind == "resid_pre" else env.output

@@ -20,7 +20,7 @@ from saekit.widgets._bundle import read_css
 
 __all__ = ["SaekitView", "as_bytes", "from_bytes"]
 
-_DTYPES = {
+_DTYPES: dict[str, np.dtype[Any]] = {
     "f4": np.dtype("<f4"),
     "f8": np.dtype("<f8"),
     "i4": np.dtype("<i4"),

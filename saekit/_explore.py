@@ -16,6 +16,7 @@ import torch
 
 from saekit._html import visible_token
 from saekit.errors import SaekitError
+from saekit.ids import sae_name
 from saekit.sae.base import SAE
 
 if TYPE_CHECKING:
@@ -34,46 +35,13 @@ if TYPE_CHECKING:
 
 
 # ----- naming ---------------------------------------------------------------------------
-def named_saes(saes: SAE | Sequence[SAE] | Mapping[str, SAE]) -> dict[str, SAE]:
-    """``{name: sae}``: dicts as given; others named by site, ``":i"`` added on clashes
-    (the statistics pass names them the same way)."""
-    if isinstance(saes, SAE):
-        saes = [saes]
-    if isinstance(saes, Mapping):
-        named = {str(k): v for k, v in saes.items()}
-    else:
-        items = list(saes)
-        bases = [s.cfg.site or "sae" for s in items]
-        clash = {b for b in bases if bases.count(b) > 1}
-        pairs = enumerate(zip(bases, items, strict=True))
-        named = {(f"{b}:{i}" if b in clash else b): s for i, (b, s) in pairs}
-    bad = [k for k, v in named.items() if not isinstance(v, SAE)]
-    if not named or bad:
-        raise SaekitError(f"Expected an SAE, a list of SAEs or {{name: sae}}; entries {bad} are not SAEs."
-                          if bad else "No SAEs given.")
-    return named
-
-
-def stats_name(stats: FeatureStats, sae: SAE | str | int) -> str:
-    """The name under which ``stats`` holds ``sae`` (an SAE object, a name or an index)."""
-    names = stats.sae_names
-    if isinstance(sae, str):
-        if sae in names:
-            return sae
-        raise SaekitError(f"No SAE {sae!r} in these stats; they hold {names}.")
-    if isinstance(sae, int) and not isinstance(sae, bool):
-        if -len(names) <= sae < len(names):
-            return names[sae]
-        raise SaekitError(f"SAE index {sae} is out of range for stats holding {names}.")
-    meta = stats.info["saes"]
-    found = [n for n in names if int(meta[n]["d_sae"]) == sae.d_sae
-             and (not sae.cfg.site or meta[n]["site"] == sae.cfg.site)]
-    if len(found) != 1:
-        raise SaekitError(
-            f"Cannot tell which of the stats' SAEs {names} this one is ({len(found)} match its site "
-            f"{sae.cfg.site!r} and d_sae={sae.d_sae}). Pass its name, with saes={{name: sae}}."
-        )
-    return found[0]
+def stats_name(stats: FeatureStats, sae: SAE | str | int, saes: Mapping[str, SAE] | None = None) -> str:
+    """The name under which ``stats`` holds ``sae``: a name, an index, or an SAE (the key it
+    has in ``saes`` if given there, else its :func:`saekit.ids.sae_name`)."""
+    if isinstance(sae, SAE):
+        given = [n for n, s in (saes or {}).items() if s is sae]
+        return stats._name(given[0] if given else sae_name(sae))
+    return stats._name(sae)
 
 
 # ----- feature cards --------------------------------------------------------------------
@@ -116,7 +84,7 @@ class CardSource:
 
 def card_source(stats: FeatureStats, sae: SAE | str | int, saes: Mapping[str, SAE] | None,
                 model: Model | None, n_logits: int, n_neighbours: int) -> CardSource:
-    name = stats_name(stats, sae)
+    name = stats_name(stats, sae, saes)
     obj = sae if isinstance(sae, SAE) else (saes or {}).get(name)
     return CardSource(stats, name, obj, model, n_logits, n_neighbours)
 

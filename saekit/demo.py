@@ -82,12 +82,12 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     names = [f"topk-{n}" for n in s.sizes]
     if all((folder / n / "cfg.json").exists() for n in names):
         _log(f"reusing trained SAEs from {folder}")
-        return [load_sae(folder / n) for n in names]
+        return [_named(load_sae(folder / n), n) for n in names]
     cache = saekit.cache_activations(model, train, s.site, work / "acts" / f"v4-{s.site}-n{s.train_texts}",
                                      max_length=s.max_length, batch_size=16)
     _log(f"{cache!r}")
     cfgs = [saekit.SAEConfig(d_in=cache.d_in, d_sae=n, k=s.k, site=s.site, model_name=model.name,
-                             training={"name": f"topk-{n}"}) for n in s.sizes]
+                             name=f"topk-{n}") for n in s.sizes]
     cfg = TrainConfig(batch_size=s.batch_size, lr=s.lr, total_tokens=cache.n_tokens * s.epochs, k=s.k,
                       warmup_steps=20, log_every=5, checkpoint_every=50)
     result = train_saes(cache, cfgs, cfg, checkpoint_dir=folder / "checkpoints", resume=True)
@@ -96,6 +96,13 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
         save_sae(sae, folder / name)
     result.history.to_csv(folder / "history.csv", index=False)
     return list(result.saes)
+
+
+def _named(sae: saekit.SAE, name: str) -> saekit.SAE:
+    """An SAE cached before ``SAEConfig.name`` existed gets its folder's name."""
+    if not sae.cfg.name:
+        sae.cfg = sae.cfg.replace(name=name)
+    return sae
 
 
 def run(s: Settings, out: Path) -> pd.DataFrame:
@@ -107,7 +114,7 @@ def run(s: Settings, out: Path) -> pd.DataFrame:
     _log(f"{model!r}")
     _, held_out = _split(s)
     saes = train_family(model, s)
-    named = {str(sae.cfg.training.get("name")): sae for sae in saes}
+    named = saekit.name_saes(saes)
     table = _evaluate(model, saes, held_out, s, out)
     stats = _stats(model, named, s)
     _figures(named, table, s, out / "figures")

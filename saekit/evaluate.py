@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saekit.errors import CompatibilityError, SaekitError
+from saekit.ids import name_saes
 from saekit.model import Model
 from saekit.sae.base import SAE
 from saekit.splice import mean_ablation_edit, reconstruction_edit, zero_ablation_edit
@@ -82,7 +83,7 @@ def _token_loss(logits: Tensor, b) -> tuple[Tensor, Tensor]:  # type: ignore[no-
 
 def evaluate(
     model: Model,
-    saes: Sequence[SAE] | SAE,
+    saes: Sequence[SAE] | SAE | Mapping[str, SAE],
     texts: Sequence[str],
     *,
     batch_size: int = 8,
@@ -109,8 +110,9 @@ def evaluate(
     are batched by length (less padding); every number is a sum over tokens, so the
     order does not matter.
     """
-    saes = _check(model, saes)
-    names = [_name(s, i) for i, s in enumerate(saes)]
+    named = name_saes(saes)  # the one naming rule: the table's "sae" column
+    saes = _check(model, list(named.values()))
+    names = list(named)
     batches = list(model.batches(texts, batch_size=batch_size, max_length=max_length, sort_rows=True))
     means = _site_means(model, saes, batches)
     stats = [_SAEStats(s.d_sae, s.d_in) for s in saes]
@@ -132,10 +134,6 @@ def evaluate(
         for sae, st in zip(saes, stats):
             _accumulate(model, sae, st, b, where, run.acts[sae.cfg.site], clean_lp, valid)
     return _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold)
-
-
-def _name(sae: SAE, i: int) -> str:
-    return str(sae.cfg.training.get("name") or f"{sae.cfg.architecture}-{sae.d_sae}-{i}")
 
 
 def _site_means(model: Model, saes: Sequence[SAE], batches: list) -> dict[str, Tensor]:  # type: ignore[type-arg]

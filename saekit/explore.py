@@ -25,7 +25,6 @@ from saekit._explore import (
     example_snippet,
     feature_frames,
     highlight_one,
-    named_saes,
     ranking,
     site_of,
     special_mask,
@@ -33,6 +32,7 @@ from saekit._explore import (
     stats_labels,
     target_ranking,
 )
+from saekit.ids import name_saes
 from saekit.sae.base import SAE
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def highlight(
     Example:
         >>> explore.highlight(model, sae, ["The cat sat.", "A dog ran."], features=[12, 40])
     """
-    named = named_saes(sae)
+    named = name_saes(sae)
     views = {}
     for name, s in named.items():
         feats = features.get(name) if isinstance(features, Mapping) else features
@@ -294,7 +294,7 @@ def umap(
     """
     from saekit.widgets import UmapView
 
-    named = named_saes(saes)
+    named = name_saes(saes)
     if coords is None:
         from saekit.analysis.geometry import umap_coords
 
@@ -344,7 +344,7 @@ def splitting(
     """
     from saekit.widgets import FeatureSplitting, SplitNode
 
-    named = named_saes(saes)
+    named = name_saes(saes)
     if tree is None:
         from saekit.analysis.geometry import match_features
 

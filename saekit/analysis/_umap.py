@@ -68,15 +68,18 @@ def warm_umap() -> float:
 
 
 def _named_dirs(saes: Any) -> list[tuple[str, np.ndarray]]:
+    """``(name, unit directions)``: SAEs named by :func:`saekit.ids.name_saes`, bare
+    decoder matrices ``"W_dec"``, ``"W_dec-2"``..."""
     from saekit.analysis.geometry import unit_directions
+    from saekit.ids import name_saes
     from saekit.sae.base import SAE
 
     if isinstance(saes, (SAE, torch.Tensor)):
         saes = [saes]
-    items = list(saes.items()) if isinstance(saes, Mapping) else [
-        (s.cfg.site or "sae" if isinstance(s, SAE) else "sae", s) for s in saes]
-    if len({n for n, _ in items}) != len(items):
-        items = [(f"{n}:{i}", s) for i, (n, s) in enumerate(items)]
+    if isinstance(saes, Mapping) or all(isinstance(s, SAE) for s in saes):
+        items = list(name_saes(saes).items()) if not isinstance(saes, Mapping) else list(saes.items())
+    else:
+        items = [(f"W_dec-{i + 1}" if i else "W_dec", s) for i, s in enumerate(saes)]
     return [(str(n), unit_directions(s).cpu().numpy()) for n, s in items]
 
 

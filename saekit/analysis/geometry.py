@@ -23,6 +23,7 @@ from torch import Tensor
 
 from saekit.analysis._umap import umap_coords, warm_umap
 from saekit.errors import CompatibilityError, SaekitError
+from saekit.ids import name_saes
 from saekit.sae.base import SAE
 
 __all__ = ["max_cosine", "match_features", "neighbours", "umap_coords", "unit_directions", "warm_umap"]
@@ -148,10 +149,7 @@ def _mcs_frame(name: str, other: str, val: Tensor, idx: Tensor) -> pd.DataFrame:
 
 
 def _named(saes: Mapping[str, SAE] | Sequence[SAE]) -> list[tuple[str, SAE]]:
-    items = list(saes.items()) if isinstance(saes, Mapping) else [(f"d{s.d_sae}", s) for s in saes]
-    names = [n for n, _ in items]
-    if len(set(names)) != len(names):
-        items = [(f"{n}:{i}", s) for i, (n, s) in enumerate(items)]
+    items = list(name_saes(saes).items())  # the one naming rule
     if len(items) < 2:
         raise SaekitError("match_features needs 2 or more SAEs of increasing size.")
     return sorted(items, key=lambda kv: kv[1].d_sae)
@@ -172,7 +170,7 @@ def match_features(
     2023; Bussmann et al. 2024).
 
     Args:
-        saes: ``{name: sae}`` or a list (named ``"d<d_sae>"``), 2 or more.
+        saes: ``{name: sae}`` or a list (named by :func:`saekit.ids.sae_name`), 2 or more.
         acts: optional activations at the SAEs' site, ``[n_tokens, d_in]`` or a
             :class:`saekit.Activations`; adds co-activation columns that check the match.
         min_cosine: drop edges below this decoder cosine.

@@ -36,9 +36,11 @@ import pandas as pd
 
 from saekit.analysis._assemble import KIND_DTYPE
 from saekit.analysis._stats_io import load_parts, save_parts
-from saekit.analysis._stats_pass import SAEs, check_model_saes, named_saes, run_pass, settings_from
+from saekit.analysis._stats_pass import SAEs, check_model_saes, run_pass, settings_from
 from saekit.analysis._stats_view import Example, FeatureView, QuantileBin, coarse_histogram
 from saekit.errors import FormatError, SaekitError
+from saekit.ids import name_saes, sae_name
+from saekit.sae.base import SAE
 
 __all__ = ["FeatureStats", "FeatureView", "Example", "QuantileBin", "feature_stats",
            "feature_stats_from_activations", "top_examples"]
@@ -101,8 +103,11 @@ class FeatureStats:
         return "\n".join(lines)
 
     # ----- lookups -------------------------------------------------------------------
-    def _name(self, sae: str | int) -> str:
+    def _name(self, sae: str | int | SAE) -> str:
+        """The stats' key for ``sae``: a name, an index, or an SAE (its :func:`sae_name`)."""
         names = self.sae_names
+        if isinstance(sae, SAE):
+            sae = sae_name(sae)
         if isinstance(sae, int) and not isinstance(sae, bool) and -len(names) <= sae < len(names):
             return names[sae]
         if isinstance(sae, str) and sae in names:
@@ -286,8 +291,8 @@ def feature_stats(
     Args:
         model: a :class:`saekit.Model`.
         saes: an SAE, a list of SAEs, or ``{name: sae}``. Each SAE's ``cfg.site``
-            names the site it reads. Default names: the site (``"resid_post.15"``),
-            with ``":i"`` appended when several SAEs share it.
+            names the site it reads. Default names: :func:`saekit.ids.sae_name`
+            (``cfg.name``, else ``"topk-4608@resid_post.15"``; ``"-2"`` for repeats).
         corpus: texts (longer ones are chunked into rows of ``max_length`` tokens).
         k: top activating examples kept per feature.
         n_quantiles: activation intervals, linear in ``[0, max]`` per feature;
@@ -312,7 +317,7 @@ def feature_stats(
         >>> stats = saekit.feature_stats(model, {"l15": sae}, saekit.default_corpus(100))
         >>> stats.top_examples("l15", 42, n=5)
     """
-    named = named_saes(saes)
+    named = name_saes(saes)
     check_model_saes(model, named)
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
     sites = list(dict.fromkeys(s.cfg.site for s in named.values()))
@@ -353,7 +358,7 @@ def feature_stats_from_activations(
     from saekit.activations import Activations
 
     stream: Iterable[Activations] = [batches] if isinstance(batches, Activations) else batches
-    named = named_saes(saes)
+    named = name_saes(saes)
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
     return FeatureStats(**run_pass(stream, named, settings, seed, token_strings, {}))
 

@@ -164,6 +164,7 @@ def _stats(model: saekit.Model, saes: dict[str, saekit.SAE], s: Settings) -> sae
 
 def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, folder: Path) -> None:
     from saekit import figures
+    from saekit.analysis.geometry import max_cosine_to_smallest
 
     folder.mkdir(parents=True, exist_ok=True)
     history = pd.read_csv(_work(s) / "history.csv")
@@ -171,7 +172,7 @@ def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, fold
         "training_curves": (plots.training_curves(history), "double"),
         "feature_density": (plots.density_histogram(table.attrs["density"]), "single"),
         "evaluation_vs_size": (plots.evaluation_vs_size(table), "single"),
-        "max_cosine_vs_smallest": (plots.max_cosine_vs_smallest(saes), "single"),
+        "max_cosine_vs_smallest": (plots.max_cosine_histograms(max_cosine_to_smallest(saes)), "single"),
     }
     _log(f"exporting {len(figs)} figures (PDF, SVG, PNG) to {folder}")
     with figures.batch():

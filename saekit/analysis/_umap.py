@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from saekit.analysis.results import UmapMap
 from saekit.errors import SaekitError
 
 log = logging.getLogger("saekit")
@@ -122,7 +123,7 @@ def umap_coords(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None | Literal[False] = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> UmapMap:
     """2-D UMAP of decoder directions, fitted jointly over all dictionaries given.
 
     Args:
@@ -135,7 +136,7 @@ def umap_coords(
         progress: show a progress bar while fitting.
 
     Returns:
-        DataFrame ``sae, feature, x, y``.
+        A :class:`~saekit.analysis.results.UmapMap`; its ``frame`` is ``sae, feature, x, y``.
 
     Example:
         >>> warm_umap()
@@ -155,12 +156,13 @@ def umap_coords(
         xy = _fit_with_progress(np.concatenate(dirs), k, min_dist, seed, progress)
         if path is not None:
             _save_atomic(path, xy)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "sae": np.concatenate([[name] * len(d) for name, d in named]),
         "feature": np.concatenate([np.arange(len(d)) for d in dirs]),
         "x": xy[:, 0].astype(np.float64),
         "y": xy[:, 1].astype(np.float64),
     })
+    return UmapMap(frame, named[0][0])
 
 
 def _fit_with_progress(points: np.ndarray, k: int, min_dist: float, seed: int, progress: bool) -> np.ndarray:

@@ -35,6 +35,8 @@ from saekit.model import Edit, Model
 from saekit.sae.base import SAE
 from saekit.splice import sae_edit
 
+#: The one steering-mode vocabulary (the keywords of ``saekit.splice.sae_edit``), used by
+#: :func:`steer`, :func:`steering_edit`, ``explore.steering`` and the Steering view.
 MODES = ("clamp", "scale", "add")
 COLUMNS = ["prompt", "baseline", "steered", "changed"]
 

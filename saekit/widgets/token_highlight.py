@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets as t
@@ -23,6 +23,9 @@ from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
 from saekit.widgets._base import SaekitView, _to_numpy, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle
+
+if TYPE_CHECKING:
+    from saekit.analysis.highlight import TokenActivations
 
 __all__ = ["TokenDoc", "TokenHighlight"]
 
@@ -106,6 +109,19 @@ class TokenHighlight(SaekitView):
             feature_labels={str(k): str(v) for k, v in (feature_labels or {}).items()},
             title=title,
         )
+
+    @classmethod
+    def from_result(cls, result: TokenActivations, *, labels: Mapping[int, str] | None = None,
+                    title: str | None = None) -> TokenHighlight:
+        """The view of a :func:`saekit.analysis.token_activations` result (titled by its SAE)."""
+        docs = [TokenDoc(tok, acts, top_ids=ids, top_values=vals, mask=special)
+                for tok, acts, ids, vals, special in zip(result.tokens, result.acts, result.top_ids,
+                                                         result.top_values, result.special, strict=True)]
+        return cls(docs, feature_ids=list(result.shown), feature_labels=labels,
+                   title=result.sae if title is None else title)
+
+    def _own_sae(self) -> str:
+        return self.title or "sae"
 
     @property
     def n_tokens(self) -> int:

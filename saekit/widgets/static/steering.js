@@ -6,7 +6,7 @@ function sliderRow(model, spec, i, offline, schedule) {
   const enabled = model.get("enabled");
   const mode = model.get("mode");
   const num = h("span", { class: "sk-num" });
-  const showValue = (v) => { num.textContent = mode === "multiply" ? `×${fmt(v)}` : fmt(v); };
+  const showValue = (v) => { num.textContent = mode === "scale" ? `×${fmt(v)}` : fmt(v); };
   const range = h("input", {
     type: "range", min: spec.min, max: spec.max, step: spec.step, value: values[i],
     "aria-label": `feature ${spec.feature_id}`, "data-feature": spec.feature_id, disabled: offline,
@@ -57,7 +57,7 @@ function sliderRow(model, spec, i, offline, schedule) {
 
 function clampText(pairs, mode) {
   if (!pairs.length) return "no features applied";
-  return pairs.map(([f, v]) => (mode === "multiply" ? `#${f} ×${fmt(v)}` : `#${f} = ${fmt(v)}`)).join(", ");
+  return pairs.map(([f, v]) => (mode === "scale" ? `#${f} ×${fmt(v)}` : `#${f} = ${fmt(v)}`)).join(", ");
 }
 
 function render({ model, el }) {
@@ -88,7 +88,7 @@ function render({ model, el }) {
     clear(sliderBox);
     rows = (model.get("sliders") || []).map((spec, i) => sliderRow(model, spec, i, offline, schedule));
     add(sliderBox, h("div", { class: "sk-sec-title" },
-      model.get("mode") === "multiply" ? "Features (multiply activation)" : "Features (clamp activation to)"), rows);
+      { clamp: "Features (clamp activation to)", scale: "Features (multiply activation)", add: "Features (add along direction)" }[model.get("mode")]), rows);
   }
 
   const status = h("div", { class: "sk-status" }, h("span", { class: "sk-spinner" }), h("span", { class: "sk-status-text" }));

@@ -63,11 +63,13 @@ class Result:
             feature = feature.feature
         if feature is None:
             if len(feats) != 1:
-                raise SaekitError(f"This {type(self).__name__} holds features {feats}; pick one with feature=<id>.")
+                raise SaekitError(
+                    f"This {type(self).__name__} holds features {feats}; pick one with feature=<id>.")
             feature = feats[0]
         rows = self.frame[self.frame["feature"] == int(feature)]
         if rows.empty:
-            raise SaekitError(f"No rows for feature {feature} in this {type(self).__name__} (it holds {feats}).")
+            raise SaekitError(
+                f"No rows for feature {feature} in this {type(self).__name__} (it holds {feats}).")
         return rows.sort_values("pos") if "pos" in rows.columns else rows
 
     # ----- text --------------------------------------------------------------------------
@@ -100,4 +102,6 @@ class Result:
             bundle = self.view()._repr_mimebundle_(include=include, exclude=exclude)
         except ImportError:  # no widget libraries: the text form
             return text
+        if isinstance(bundle, tuple):  # (data, metadata)
+            bundle = bundle[0]
         return {**(bundle or {}), **text}

@@ -148,7 +148,10 @@ class TokenHighlight(SaekitView):
             return np.zeros(n, dtype=np.float32)
         ids = from_bytes(self.top_ids, "i4", (n, self.top_k))
         vals = from_bytes(self.top_values, "f4", (n, self.top_k))
-        return np.where(ids == feature, vals, 0.0).sum(axis=1).astype(np.float32)
+        out = np.zeros(n, dtype=np.float32)
+        rows, cols = np.nonzero(ids == feature)  # a feature appears at most once in a token's top k
+        out[rows] = vals[rows, cols]
+        return out
 
     def masked(self) -> np.ndarray:
         """Boolean ``[total_tokens]``: tokens shown greyed and left uncoloured."""

@@ -110,6 +110,9 @@ class FeatureStats:
         names = self.sae_names
         if isinstance(sae, SAE):
             sae = sae_name(sae)
+            if sae not in names:
+                raise SaekitError(f"No SAE {sae!r} in these stats; they hold {names}. Pass the SAE's name "
+                                  "there, or saes={name: sae} (or name it: sae.cfg.replace(name=...)).")
         if isinstance(sae, int) and not isinstance(sae, bool) and -len(names) <= sae < len(names):
             return names[sae]
         if isinstance(sae, str) and sae in names:

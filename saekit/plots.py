@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from saekit.analysis.attribution import AttributionCheck
     from saekit.analysis.neurons import NeuronBasis
-    from saekit.analysis.results import LogitEffects
+    from saekit.analysis.results import LogitEffects, UmapMap
     from saekit.analysis.stats import FeatureView
 
 __all__ = [
@@ -233,12 +233,13 @@ def quantile_precision(shares: pd.DataFrame, label: str = "matching") -> go.Figu
     return fig
 
 
-def umap_scatter(coords: pd.DataFrame, color: str = "sae") -> go.Figure:
+def umap_scatter(points: UmapMap, color: str = "sae") -> go.Figure:
     """A static map of decoder directions (``umap_coords`` output), one trace per ``color`` value."""
+    coords = points.frame
     _need(coords, ["x", "y", color], "umap_scatter")
     go = _go()
     fig = go.Figure()
-    for value, part in coords.groupby(color, sort=False):
+    for value, part in coords.groupby(color, sort=False):  # one legend entry per value
         fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=str(value),
                                    marker=dict(size=3, opacity=0.6)))
     fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", xaxis_showticklabels=False,

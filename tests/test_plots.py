@@ -11,7 +11,7 @@ import saekit
 from saekit import figures, plots
 from saekit.analysis._stats_view import Example, FeatureView, QuantileBin
 from saekit.analysis.geometry import max_cosine_to_smallest
-from saekit.analysis.results import LogitEffects
+from saekit.analysis.results import LogitEffects, UmapMap
 from saekit.errors import SaekitError
 from saekit.sae import TopKSAE, init_weights
 
@@ -148,11 +148,11 @@ def test_attribution_and_neuron_figures() -> None:
 
 
 def test_umap_scatter_and_steering_sweep() -> None:
-    coords = pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2], "y": [1.0, 0, 1]})
+    coords = UmapMap(pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2], "y": [1.0, 0, 1]}))
     fig = plots.umap_scatter(coords)
     assert [(t.name, len(t.x)) for t in fig.data] == [("a", 2), ("b", 1)]
     sweep = pd.DataFrame({"clamp": [0, 1, 2], "score": [0, 3, 9]})
     fig = plots.steering_sweep(sweep, "clamp", "score")
     assert list(fig.data[0].y) == [0, 3, 9] and fig.layout.xaxis.title.text == "clamp"
     with pytest.raises(SaekitError, match="umap_scatter needs columns"):
-        plots.umap_scatter(coords.drop(columns="x"))
+        plots.umap_scatter(UmapMap(coords.frame.drop(columns="x")))

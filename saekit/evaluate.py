@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from saekit.analysis._checks import special_mask  # the one special-token mask
 from saekit.errors import CompatibilityError, SaekitError
 from saekit.ids import name_saes
 from saekit.model import Model
@@ -155,8 +156,7 @@ def _content(model: Model, b) -> Tensor:  # type: ignore[no-untyped-def]
     The context repeated at the start of a chunked text's follow-on row keeps its clean
     activations, like the BOS: it was spliced and counted in the row before.
     """
-    special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
-    return b.fresh() & ~torch.isin(b.input_ids, special)
+    return b.fresh() & ~special_mask(model, b.input_ids).to(b.input_ids.device)
 
 
 def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]

@@ -337,8 +337,9 @@ def splitting(
         if stats is None or sae not in stats.sae_names:
             return SplitNode(sae, f)
         view = stats.feature(sae, f)
-        return SplitNode(sae, f, labels.get(FeatureRef(sae, f), ""), [e.snippet() for e in view.top[:n_examples]],
-                         max_act=view.max_act, density=view.density)
+        snippets = [e.snippet() for e in view.top[:n_examples]]
+        return SplitNode(sae, f, labels.get(FeatureRef(sae, f), ""), snippets, max_act=view.max_act,
+                         density=view.density)
 
     root = FeatureRef(parent_sae or tree.saes[0], parent_feature)
     split = FeatureSplitting.from_result(tree, root, describe=describe, max_children=max_children,
@@ -398,7 +399,8 @@ def steering(
         extra = f", max_new_tokens={max_new_tokens}" + (f", do_sample=True, seed={seed}" if do_sample else "")
         if not values:
             return f"model.generate({text!r}{extra})"
-        return f"from saekit.analysis import steer\nsteer(model, sae, {text!r}, {values!r}, mode={mode!r}{extra})"
+        call = f"steer(model, sae, {text!r}, {values!r}, mode={mode!r}{extra})"
+        return f"from saekit.analysis import steer\n{call}"
 
     sliders = _sliders(features, mode, value_range, labels or {})
     return Steering(generate, sliders, prompt=prompt, mode=mode, code_fn=code)

@@ -111,5 +111,6 @@ def test_context_ablation_tokens_and_text_input(tiny_llama: saekit.Model, sae: T
     ids = tiny_llama.to_tokens("The cat sat")
     assert df.token_id.tolist() == ids[1:-1]
     assert df.token.tolist() == tiny_llama.to_strings(ids[1:-1])
-    inc = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, include_special=True, progress=False).frame
+    inc = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, include_special=True,
+                                  progress=False).frame
     assert inc.pos.tolist() == list(range(len(ids) - 1))

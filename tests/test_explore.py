@@ -171,7 +171,7 @@ def test_umap_and_splitting_from_stats_linked_with_a_following_card(tiny_llama, 
     split = explore.splitting(saes, int(busiest), stats, umap_view=umap, max_children=3)
     assert isinstance(split, FeatureSplitting) and split.columns == ["small", "large"]
     tree = match_features(saes)
-    kids = tree.frame[(tree.frame.parent_sae == "small") & (tree.frame.parent == busiest)].nlargest(3, "cosine")
+    kids = tree.frame.query("parent_sae == 'small' and parent == @busiest").nlargest(3, "cosine")
     assert split.features()[1:] == [("large", int(c)) for c in kids.child]
     assert [e[2] for e in split.edges] == pytest.approx(kids.cosine.tolist())
     assert umap.highlight == umap.points_of(split.features()) and umap.focus == int(busiest)
@@ -246,8 +246,9 @@ def test_umap_computes_coords_jointly_and_follow_on_single_sae_views(tiny_llama,
     def fake_coords(named, **kwargs):  # type: ignore[no-untyped-def]
         seen.update(names=list(named), kwargs=kwargs)
         rows = [(n, f) for n, s in named.items() for f in range(s.d_sae)]
-        return analysis.UmapMap(pd.DataFrame({"sae": [r[0] for r in rows], "feature": [r[1] for r in rows],
-                                              "x": np.arange(len(rows), dtype=float), "y": np.zeros(len(rows))}))
+        frame = pd.DataFrame({"sae": [r[0] for r in rows], "feature": [r[1] for r in rows],
+                              "x": np.arange(len(rows), dtype=float), "y": np.zeros(len(rows))})
+        return analysis.UmapMap(frame)
 
     monkeypatch.setattr(analysis, "umap_coords", fake_coords)
     view = explore.umap(list(saes.values()), n_neighbors=5)  # a list: named by the one naming rule
@@ -256,7 +257,8 @@ def test_umap_computes_coords_jointly_and_follow_on_single_sae_views(tiny_llama,
     assert view.sae_names == names and view.n_points == 80
 
     th = explore.highlight(tiny_llama, {"small": saes["small"]}, TEXT)
-    card = explore.follow(th, stats, sae=saes["small"], saes=saes, model=tiny_llama, feature=th.selected_feature)
+    card = explore.follow(th, stats, sae=saes["small"], saes=saes, model=tiny_llama,
+                          feature=th.selected_feature)
     assert (card.sae_name, card.feature_id) == ("small", th.selected_feature)
     th.request_feature(2)  # the ↗ button in a token's tooltip
     assert card.feature_id == 2 and card.sae_name == "small" and card.top_logits

@@ -163,7 +163,7 @@ def test_umap_coords_cache_keyed_by_weights(tmp_path, monkeypatch) -> None:  # t
     both = np.concatenate([unit(a.numpy()), unit(b.numpy())])
     np.testing.assert_allclose(first["x"], both[:, 0], rtol=1e-6)
     assert calls == [((16, 8), 15, 0.1, 0)]
-    again = umap_coords({"A": a, "B": b}, cache_dir=tmp_path, progress=False).frame  # names are not in the key
+    again = umap_coords({"A": a, "B": b}, cache_dir=tmp_path, progress=False).frame  # names: not in the key
     assert len(calls) == 1 and again["sae"].iloc[0] == "A"
     pd.testing.assert_frame_equal(again[["x", "y"]], first[["x", "y"]])
     umap_coords({"a": a, "b": b * 2 + 1}, cache_dir=tmp_path, progress=False)  # other weights: refit

@@ -110,8 +110,8 @@ def test_activation_histogram_uses_log_bins() -> None:
 
 
 def test_logit_effects_colours_by_sign_in_screen_and_paper() -> None:
-    effects = LogitEffects(pd.DataFrame({"feature": 0, "token": [" up", " down", " more"], "logit": [2.0, -1.0, 3.0]}),
-                           "s")
+    frame = pd.DataFrame({"feature": 0, "token": [" up", " down", " more"], "logit": [2.0, -1.0, 3.0]})
+    effects = LogitEffects(frame, "s")
     fig = plots.logit_effects(effects)
     assert list(fig.data[0].y) == ["' down'", "' up'", "' more'"]  # sorted by effect
     assert fig.data[0].marker.color[0] != fig.data[0].marker.color[1]
@@ -148,7 +148,8 @@ def test_attribution_and_neuron_figures() -> None:
 
 
 def test_umap_scatter_and_steering_sweep() -> None:
-    coords = UmapMap(pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2], "y": [1.0, 0, 1]}))
+    coords = UmapMap(pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2],
+                                   "y": [1.0, 0, 1]}))
     fig = plots.umap_scatter(coords)
     assert [(t.name, len(t.x)) for t in fig.data] == [("a", 2), ("b", 1)]
     sweep = pd.DataFrame({"clamp": [0, 1, 2], "score": [0, 3, 9]})

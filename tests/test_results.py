@@ -30,7 +30,8 @@ def saes() -> dict[str, TopKSAE]:
 
 @pytest.fixture(scope="module")
 def stats(tiny_llama, saes):  # type: ignore[no-untyped-def]
-    return saekit.feature_stats(tiny_llama, list(saes.values()), _tiny.CORPUS, k=4, context=(5, 2), progress=False)
+    return saekit.feature_stats(tiny_llama, list(saes.values()), _tiny.CORPUS, k=4, context=(5, 2),
+                                progress=False)
 
 
 def test_one_naming_rule_across_stats_evaluate_and_geometry(stats, saes) -> None:  # type: ignore[no-untyped-def]
@@ -66,8 +67,8 @@ def test_results_display_themselves(tiny_llama, saes) -> None:  # type: ignore[n
     assert "application/vnd.jupyter.widget-view+json" in bundle
     effects = analysis.logit_effects(tiny_llama, sae, 2, k=3)
     assert effects._repr_mimebundle_() == {"text/plain": str(effects)}  # no view: text only
-    assert effects.pairs()[0] == [(t, v) for t, v in effects.frame.query("direction == 'top'")[["token", "logit"]]
-                                  .itertuples(index=False)]
+    top = effects.frame.query("direction == 'top'")
+    assert effects.pairs()[0] == list(zip(top["token"], top["logit"], strict=True))
 
 
 def test_clicks_carry_feature_refs(tiny_llama, saes, stats) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +123,8 @@ def test_logit_attribution_ranking_comes_from_the_attribution_result(tiny_llama,
     by_hand = att.frame.groupby("feature")["attribution"].sum()
     assert np.allclose(ranked["attribution"], by_hand[ranked["feature"]].to_numpy())
     view = LogitAttribution.from_result(analysis.ablate_feature(tiny_llama, sae, ids, 3),
-                                        analysis.logit_effects(tiny_llama, sae, 3, k=4), ranking=att, n_ranked=5)
+                                        analysis.logit_effects(tiny_llama, sae, 3, k=4), ranking=att,
+                                        n_ranked=5)
     assert from_bytes(view.attr_features, "i4").tolist() == ranked["feature"].tolist()
     assert view.mask and from_bytes(view.mask, "u1")[0] == 1  # BOS is special
 

@@ -15,8 +15,8 @@ import torch
 import saekit
 from saekit.activations import Activations
 from saekit.analysis._accumulate import HIST_BINS, HIST_LO, FlatBatch, SAEAccumulator
-from saekit.analysis._stats_view import peak_label
 from saekit.analysis._stats_pass import settings_from
+from saekit.analysis._stats_view import peak_label
 from saekit.analysis.stats import FeatureStats, feature_stats, feature_stats_from_activations
 from saekit.errors import CompatibilityError, FormatError, SaekitError, SiteError
 from saekit.ids import FeatureRef

@@ -15,7 +15,14 @@ import pandas as pd
 import pytest
 
 from saekit import figures
-from saekit.analysis.results import Attribution, ContextEffects, FeatureAblation, LogitEffects, SplittingTree, UmapMap
+from saekit.analysis.results import (
+    Attribution,
+    ContextEffects,
+    FeatureAblation,
+    LogitEffects,
+    SplittingTree,
+    UmapMap,
+)
 from saekit.analysis.stats import Example
 from saekit.errors import SaekitError
 from saekit.ids import FeatureRef
@@ -54,8 +61,8 @@ def test_bundles_are_self_contained_and_never_parse_html(entry: str) -> None:
 
 
 def _example(tokens: list[str], acts: list[float]) -> Example:
-    return Example(0, 0, max(acts), tuple(tokens), np.zeros(len(tokens), np.int64), np.asarray(acts, np.float32),
-                   int(np.argmax(acts)))
+    return Example(0, 0, max(acts), tuple(tokens), np.zeros(len(tokens), np.int64),
+                   np.asarray(acts, np.float32), int(np.argmax(acts)))
 
 
 def _ranking(target: str, features: list[int], attributions: list[float], acts: list[float],

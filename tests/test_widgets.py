@@ -193,7 +193,8 @@ def _example(tokens: list[str], acts: list[float]) -> Example:
 
 def _card_view(feature: int = 42) -> FeatureView:
     logits = pd.DataFrame({"feature": feature, "direction": ["top", "top", "bottom"], "rank": [0, 1, 0],
-                           "token_id": [1, 2, 3], "token": [" cats", '"', " dog"], "logit": [1.25, 0.5, -0.75]})
+                           "token_id": [1, 2, 3], "token": [" cats", '"', " dog"],
+                           "logit": [1.25, 0.5, -0.75]})
     near = pd.DataFrame({"feature": feature, "rank": [0, 1], "neighbour": [7, 9], "cosine": [0.5, -0.25]})
     return FeatureView(
         sae="toy", feature=feature, density=0.0125, max_act=4.0, mean_act=0.5, mean_active_act=1.5,
@@ -258,7 +259,7 @@ def test_feature_card_update_and_click() -> None:
     card.on_feature_click(lambda ref: card.update(_card_view(ref.feature)))
     card.on_feature_click(opened.append)
     _send_from_page(card, {"type": "feature_click", "feature": 7})
-    assert opened == [FeatureRef("toy", 7)] and card.feature_id == 7 and card.requested == FeatureRef("toy", 7)
+    assert opened == [FeatureRef("toy", 7)] == [card.requested] and card.feature_id == 7
     assert card.scale_max == 4.0 and len(card.examples()) == 3
 
 

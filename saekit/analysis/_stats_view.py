@@ -142,7 +142,8 @@ class FeatureView(Result):
         for q in self.quantiles:
             hits = [bool(test(e.tokens[e.max_index])) for e in q.examples]
             if hits:
-                rows.append({"bin": q.index, "lo": q.lo, "hi": q.hi, "n": len(hits), "share": float(np.mean(hits))})
+                share = float(np.mean(hits))
+                rows.append({"bin": q.index, "lo": q.lo, "hi": q.hi, "n": len(hits), "share": share})
         return pd.DataFrame(rows, columns=["bin", "lo", "hi", "n", "share"])
 
     def logit_pairs(self) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:

@@ -63,7 +63,8 @@ def ablate_feature(
 
     Returns:
         A :class:`~saekit.analysis.results.FeatureAblation` whose ``frame`` has one row
-        per (feature, position): ``feature, pos, token_id, token, activation`` (the feature's code at ``pos``), ``next_token_id,
+        per (feature, position): ``feature, pos, token_id, token, activation`` (the
+        feature's code at ``pos``), ``next_token_id,
         next_token, logprob_clean, logprob_ablated`` (log p of token ``pos+1``) and
         ``delta = logprob_ablated - logprob_clean``. The last position has no next
         token (-1, "" and NaN).

@@ -63,7 +63,8 @@ def attribute(
         include_special: also report features at special tokens (BOS).
 
     Returns:
-        An :class:`~saekit.analysis.results.Attribution` whose ``frame`` is ``sae, site, pos, token_id, token, feature, activation, gradient,
+        An :class:`~saekit.analysis.results.Attribution` whose ``frame`` is ``sae, site,
+        pos, token_id, token, feature, activation, gradient,
         attribution`` with one row per non-zero code at positions ``<= pos``, sorted by
         ``|attribution|``, largest first. ``attribution`` is ``activation * gradient``;
         ablating the code changes the metric by about ``-attribution``.
@@ -94,7 +95,8 @@ def attribute(
 
 def _target_text(model: Model, target: Target, ids: Tensor, p: int) -> str:
     """What is predicted, in words: ``"' Paris' at position 6"``, ``"' 2' - ' 3' after the text"``."""
-    names = [model.to_strings([one_token(model, t)])[0] for t in (target if isinstance(target, tuple) else (target,))]
+    targets = target if isinstance(target, tuple) else (target,)
+    names = [model.to_strings([one_token(model, t)])[0] for t in targets]
     where = f"at position {p + 1}" if p + 1 < ids.numel() else "after the text"
     return " - ".join(repr(n) for n in names) + f" {where}"
 

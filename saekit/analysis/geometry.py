@@ -27,7 +27,8 @@ from saekit.errors import CompatibilityError, SaekitError
 from saekit.ids import name_saes, sae_name
 from saekit.sae.base import SAE
 
-__all__ = ["cluster_points", "max_cosine", "max_cosine_to_smallest", "match_features", "neighbours", "umap_coords", "unit_directions", "warm_umap"]
+__all__ = ["cluster_points", "max_cosine", "max_cosine_to_smallest", "match_features", "neighbours",
+           "umap_coords", "unit_directions", "warm_umap"]
 
 Dictionary = SAE | Tensor
 _BLOCK = 2**24  # elements of the largest temporary similarity block (64 MB in float32)
@@ -180,7 +181,8 @@ def match_features(
         batch_size: tokens encoded at a time for co-activation.
 
     Returns:
-        :class:`~saekit.analysis.results.SplittingTree`; its ``frame`` is ``level, parent_sae, parent, child_sae, child, cosine, n_children``,
+        :class:`~saekit.analysis.results.SplittingTree`; its ``frame`` is ``level,
+        parent_sae, parent, child_sae, child, cosine, n_children``,
         plus with ``acts``: ``parent_active, child_active, both_active``
         (token counts), ``p_child_given_parent``, ``p_parent_given_child`` and
         ``corr`` (Pearson correlation of the two activations over tokens).

@@ -92,7 +92,8 @@ def token_activations(
     tops = [codes.topk(min(top_k, sae.d_sae), dim=1) for _, codes, _ in runs]  # [T, k] each
     rows = [pd.DataFrame({"doc": d, "pos": np.repeat(np.arange(len(tok)), len(shown)),
                           "token": np.repeat(np.asarray(tok, dtype=object), len(shown)),
-                          "feature": np.tile(shown, len(tok)), "activation": codes[:, shown].reshape(-1).numpy()})
+                          "feature": np.tile(shown, len(tok)),
+                          "activation": codes[:, shown].reshape(-1).numpy()})
             for d, (tok, codes, _) in enumerate(runs)]
     return TokenActivations(
         pd.concat(rows, ignore_index=True), sae_name(sae), tuple(shown),

@@ -42,7 +42,8 @@ def logit_effects(
             ``norm=False`` the raw direction is multiplied by the unembedding.
 
     Returns:
-        A :class:`~saekit.analysis.results.LogitEffects` whose ``frame`` is ``feature, direction ("top"/"bottom"), rank (0 = strongest),
+        A :class:`~saekit.analysis.results.LogitEffects` whose ``frame`` is ``feature,
+        direction ("top"/"bottom"), rank (0 = strongest),
         token_id, token, logit``. ``bottom`` rows are sorted from most negative up.
 
     Example:

@@ -28,6 +28,9 @@ __all__ = ["Attribution", "ContextEffects", "FeatureAblation", "LogitEffects", "
            "Result", "SplittingTree", "UmapMap"]
 
 
+Pairs = list[tuple[str, float]]
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
@@ -60,7 +63,8 @@ class ContextEffects(Result):
         for f in self.features:
             rows = self.rows(f).nsmallest(3, "delta")
             most = ", ".join(f"{t!r} {_fmt(d)}" for t, d in zip(rows["token"], rows["delta"], strict=True))
-            lines.append(f"  #{f}: activation {_fmt(float(rows['activation_full'].iloc[0]))}; most needed: {most}")
+            full = _fmt(float(rows["activation_full"].iloc[0]))
+            lines.append(f"  #{f}: activation {full}; most needed: {most}")
         return "\n".join(lines)
 
 
@@ -91,7 +95,8 @@ class FeatureAblation(Result):
         lines = [f"FeatureAblation · {self.sae}"]
         for f in self.features:
             rows = self.rows(f).nsmallest(3, "delta")
-            helped = ", ".join(f"{t!r} {_fmt(d)}" for t, d in zip(rows["next_token"], rows["delta"], strict=True))
+            pairs = zip(rows["next_token"], rows["delta"], strict=True)
+            helped = ", ".join(f"{t!r} {_fmt(d)}" for t, d in pairs)
             lines.append(f"  #{f}: helps predict {helped}")
         return "\n".join(lines)
 
@@ -103,7 +108,7 @@ class LogitEffects(Result):
     frame: pd.DataFrame
     sae: str
 
-    def pairs(self, feature: int | FeatureRef | None = None) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    def pairs(self, feature: int | FeatureRef | None = None) -> tuple[Pairs, Pairs]:
         """``(top, bottom)`` ``(token, logit)`` pairs of one feature, strongest first."""
         rows = self.rows(feature).sort_values("rank")
         out = {d: [(str(t), float(v)) for t, v in zip(g["token"], g["logit"], strict=True)]
@@ -149,7 +154,8 @@ class Attribution(Result):
 
     def to_text(self) -> str:
         ranked = self.ranked(top=8)
-        rows = ", ".join(f"#{f} {v:+.3g}" for f, v in zip(ranked["feature"], ranked["attribution"], strict=True))
+        pairs = zip(ranked["feature"], ranked["attribution"], strict=True)
+        rows = ", ".join(f"#{f} {v:+.3g}" for f, v in pairs)
         return f"Attribution to {self.target or 'the metric'} · {self.sae}: {rows or 'no active features'}"
 
 
@@ -193,7 +199,8 @@ class SplittingTree(Result):
     @property
     def saes(self) -> list[str]:
         """Dictionary names, smallest first."""
-        return list(dict.fromkeys([*self.frame["parent_sae"].astype(str), *self.frame["child_sae"].astype(str)]))
+        f = self.frame
+        return list(dict.fromkeys([*f["parent_sae"].astype(str), *f["child_sae"].astype(str)]))
 
     @property
     def refs(self) -> tuple[FeatureRef, ...]:

@@ -171,7 +171,8 @@ class FeatureStats:
         if isinstance(sae, FeatureRef):
             sae, feature = sae.sae, sae.feature
         if feature is None:
-            raise SaekitError("Which feature? Pass stats.feature(sae, 12) or stats.feature(FeatureRef(sae, 12)).")
+            raise SaekitError("Which feature? Pass stats.feature(sae, 12) or "
+                              "stats.feature(FeatureRef(sae, 12)).")
         name = self._name(sae)
         f = self._check_feature(name, feature)
         s = self.summary[(self.summary["sae"] == name) & (self.summary["feature"] == f)].iloc[0]

@@ -111,7 +111,8 @@ class ContextAblation(FeatureTextView):
             **kwargs: ``label``, ``vmax``, ``title``.
 
         Example:
-            >>> ContextAblation.from_result(saekit.analysis.ablate_context(model, sae, text, 7))  # doctest: +SKIP
+            >>> r = saekit.analysis.ablate_context(model, sae, text, 7)   # doctest: +SKIP
+            >>> ContextAblation.from_result(r)                            # doctest: +SKIP
         """
         delta, done, full = result.per_token(feature)
         f = feature.feature if isinstance(feature, FeatureRef) else feature

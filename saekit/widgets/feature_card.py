@@ -106,9 +106,11 @@ def _card_state(view: FeatureView) -> dict[str, Any]:
     from saekit.analysis.stats import FeatureView
 
     if not isinstance(view, FeatureView):
-        raise SaekitError(f"FeatureCard shows a FeatureView (stats.feature(sae, id)); got {type(view).__name__}.")
+        raise SaekitError(
+            f"FeatureCard shows a FeatureView (stats.feature(sae, id)); got {type(view).__name__}.")
     sections = [("Top activations", list(view.top))]
-    sections += [(f"{q.lo:.3g} – {q.hi:.3g}", list(q.examples)) for q in reversed(view.quantiles) if q.examples]
+    quantiles = [q for q in reversed(view.quantiles) if q.examples]
+    sections += [(f"{q.lo:.3g} – {q.hi:.3g}", list(q.examples)) for q in quantiles]
     groups, ex_tokens, ex_group, acts = [], [], [], []
     for title, examples in sections:
         groups.append(title)

@@ -16,6 +16,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -168,7 +169,7 @@ def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, fold
 
     folder.mkdir(parents=True, exist_ok=True)
     history = pd.read_csv(_work(s) / "history.csv")
-    figs = {
+    figs: dict[str, tuple[Any, Literal["single", "double"]]] = {
         "training_curves": (plots.training_curves(history), "double"),
         "feature_density": (plots.density_histogram(table.attrs["density"]), "single"),
         "evaluation_vs_size": (plots.evaluation_vs_size(table), "single"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,7 @@ def evaluate(
 
     for b in tqdm(batches, desc="evaluate", disable=not progress):
         run = model.run(b.input_ids, b.attention_mask, read=sorted(means))
+        assert run.logits is not None  # logits=True is the default
         loss, valid = _token_loss(run.logits, b)
         clean_lp = F.log_softmax(run.logits.float(), -1)
         clean += float(loss[valid].sum())
@@ -137,7 +139,7 @@ def evaluate(
     return _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold)
 
 
-def _site_means(model: Model, saes: Sequence[SAE], batches: list) -> dict[str, Tensor]:  # type: ignore[type-arg]
+def _site_means(model: Model, saes: Sequence[SAE], batches: list[Any]) -> dict[str, Tensor]:
     sites = sorted({s.cfg.site for s in saes})
     total = {s: torch.zeros(model.site_width(s), dtype=torch.float64) for s in sites}
     n = 0

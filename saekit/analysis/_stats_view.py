@@ -109,7 +109,7 @@ class FeatureView(Result):
         return (self.ref, *near)
 
     @property
-    def frame(self) -> pd.DataFrame:  # type: ignore[override]
+    def frame(self) -> pd.DataFrame:
         """Its examples, long: ``kind, bin, rank, doc, pos, activation, text``."""
         rows = [("top", -1, i, e) for i, e in enumerate(self.top)]
         rows += [("quantile", q.index, i, e) for q in self.quantiles for i, e in enumerate(q.examples)]

@@ -169,7 +169,8 @@ class FeatureStats:
             >>> stats.feature("topk-1152", 7) ; stats.feature(FeatureRef("topk-1152", 7))
         """
         if isinstance(sae, FeatureRef):
-            sae, feature = sae.sae, sae.feature
+            feature = sae.feature
+            sae = sae.sae
         if feature is None:
             raise SaekitError("Which feature? Pass stats.feature(sae, 12) or "
                               "stats.feature(FeatureRef(sae, 12)).")

@@ -52,7 +52,9 @@ def steering_edit(sae: SAE, features: Mapping[int, float], mode: str = "clamp") 
     if not features:
         raise SaekitError("No features to steer. Pass features={feature: value}, e.g. {123: 10.0}.")
     values = _boundary.feature_values(features, f"Steering ({mode})", sae.d_sae)
-    return sae_edit(sae, **{mode: values})
+    if mode == "clamp":
+        return sae_edit(sae, clamp=values)
+    return sae_edit(sae, scale=values) if mode == "scale" else sae_edit(sae, add=values)
 
 
 def steer(

@@ -20,7 +20,7 @@ from saekit.widgets._bundle import read_css
 
 __all__ = ["SaekitView", "as_bytes", "from_bytes"]
 
-_DTYPES = {
+_DTYPES: dict[str, np.dtype[Any]] = {
     "f4": np.dtype("<f4"),
     "f8": np.dtype("<f8"),
     "i4": np.dtype("<i4"),
@@ -117,8 +117,7 @@ class SaekitView(anywidget.AnyWidget):
         if isinstance(content, dict) and content.get("type") == "feature_click":
             feature, sae = content.get("feature"), content.get("sae")
             if isinstance(feature, int) and not isinstance(feature, bool) and feature >= 0:
-                named = isinstance(sae, str) and sae
-                self.request_feature(FeatureRef(sae, feature) if named else feature)
+                self.request_feature(FeatureRef(sae, feature) if isinstance(sae, str) and sae else feature)
 
     def view_state(self) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The view's own synced state: JSON-able values and binary buffers, by trait name.

@@ -95,8 +95,7 @@ class TokenHighlight(SaekitView):
         feature_labels: Mapping[int, str] | None = None,
         title: str = "",
     ) -> None:
-        docs = [d if isinstance(d, TokenDoc) else TokenDoc(*d) for d in docs]
-        packed = _pack(docs, feature_ids)
+        packed = _pack([d if isinstance(d, TokenDoc) else TokenDoc(*d) for d in docs], feature_ids)
         ids = packed.pop("feature_ids")
         if selected_feature is None and ids:
             selected_feature = ids[0]

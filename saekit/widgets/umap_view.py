@@ -94,13 +94,13 @@ class UmapView(SaekitView):
         color_by: str = "sae",
         title: str = "",
     ) -> None:
-        coords = _frame_of(coords)
-        state = _points_state(coords)
-        n = len(coords)
-        labels = _column(coords, "label", labels)
-        density = _column(coords, "density", density)
-        cluster = _column(coords, "cluster", cluster)
-        state["labels"] = _labels(labels, coords, n)
+        frame = _frame_of(coords)
+        state = _points_state(frame)
+        n = len(frame)
+        labels = _column(frame, "label", labels)
+        density = _column(frame, "density", density)
+        cluster = _column(frame, "cluster", cluster)
+        state["labels"] = _labels(labels, frame, n)
         if density is not None:
             state["density"] = as_bytes(_aligned(density, n, "density"), "f4", name="density")
         if cluster is not None:

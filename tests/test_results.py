@@ -137,3 +137,19 @@ def test_feature_view_is_the_one_card_type(stats, saes, tiny_llama) -> None:  # 
     assert card.top_logits == [[t, v] for t, v in fv.logit_pairs()[0]]
     assert card.label == fv.label and "Top logits" in str(fv)
     assert fv.quantile_share(lambda tok: True)["share"].eq(1.0).all()
+
+
+def test_demo_explorer_pages_from_results(tiny_llama, saes, stats, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """make demo's offline explorer runs on the result API (UMAP faked: no numba compile here)."""
+    import pandas as pd
+
+    from saekit._demo_outputs import write_explorer
+
+    def fake_coords(named, **kwargs):  # type: ignore[no-untyped-def]
+        return analysis.UmapMap(pd.DataFrame(_grid(named)))
+
+    monkeypatch.setattr(analysis, "umap_coords", fake_coords)
+    index = write_explorer(tmp_path, tiny_llama, saes, stats, [TEXT, "A dog ran."], n_cards=2)
+    pages = {p.name for p in tmp_path.rglob("*.html")}
+    assert {"index.html", "umap.html", "splitting.html", "highlight.html"} <= pages
+    assert len(list((tmp_path / "cards").glob("*.html"))) == 2 and index.read_text().count("cards/") == 2

@@ -34,6 +34,7 @@ from saekit.analysis.results import (
     Neighbours,
     Result,
     SplittingTree,
+    SteeringResult,
     UmapMap,
 )
 from saekit.analysis.stats import (
@@ -62,6 +63,7 @@ __all__ = [
     "QuantileBin",
     "Result",
     "SplittingTree",
+    "SteeringResult",
     "TokenActivations",
     "UmapMap",
     "ablate_context",

@@ -25,7 +25,7 @@ from saekit.errors import SaekitError
 from saekit.ids import FeatureRef
 
 __all__ = ["Attribution", "ContextEffects", "FeatureAblation", "LogitEffects", "Neighbours",
-           "Result", "SplittingTree", "UmapMap"]
+           "Result", "SplittingTree", "SteeringResult", "UmapMap"]
 
 
 Pairs = list[tuple[str, float]]
@@ -271,3 +271,32 @@ class UmapMap(Result):
         per = self.frame.groupby("sae", sort=False).size()
         return "UmapMap: " + ", ".join(f"{s} ({n} points)" for s, n in per.items())
 
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SteeringResult(Result):
+    """:func:`~saekit.analysis.steer`: ``prompt, baseline, steered, changed`` per prompt.
+
+    ``values`` are the steered features' values in ``mode`` (one of
+    :data:`saekit.analysis.steering.MODES`); the generation settings are kept beside them.
+    Interactive steering is ``saekit.explore.steering`` (it needs the model).
+    """
+
+    frame: pd.DataFrame
+    sae: str
+    mode: str
+    values: dict[int, float]
+    site: str
+    seed: int = 0
+    do_sample: bool = False
+    max_new_tokens: int = 32
+
+    @property
+    def features(self) -> list[int]:
+        return list(self.values)
+
+    def to_text(self) -> str:
+        head = ", ".join(f"#{f} {v:g}" for f, v in self.values.items())
+        lines = [f"SteeringResult · {self.sae} · {self.mode} {head}"]
+        for r in self.frame.itertuples():
+            lines += [f"  {r.prompt!r}", f"    baseline: {r.baseline!r}", f"    steered:  {r.steered!r}"]
+        return "\n".join(lines)

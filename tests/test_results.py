@@ -153,3 +153,20 @@ def test_demo_explorer_pages_from_results(tiny_llama, saes, stats, tmp_path, mon
     pages = {p.name for p in tmp_path.rglob("*.html")}
     assert {"index.html", "umap.html", "splitting.html", "highlight.html"} <= pages
     assert len(list((tmp_path / "cards").glob("*.html"))) == 2 and index.read_text().count("cards/") == 2
+
+
+def test_without_widget_libraries_a_result_shows_its_text(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from saekit.analysis import _result
+
+    frame = pd.DataFrame({"sae": ["a", "b"], "feature": [0, 3], "x": [0.0, 1.0], "y": [1.0, 0.0]})
+    r = analysis.UmapMap(frame)
+    assert "application/vnd.jupyter.widget-view+json" in r._repr_mimebundle_()
+
+    def missing(name: str) -> None:
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(_result.importlib, "import_module", missing)
+    assert r._repr_mimebundle_() == {"text/plain": "UmapMap: a (1 points), b (1 points)"}
+    assert r.refs == (FeatureRef("a", 0), FeatureRef("b", 3))

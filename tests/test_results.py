@@ -132,7 +132,7 @@ def test_logit_attribution_ranking_comes_from_the_attribution_result(tiny_llama,
 def test_feature_view_is_the_one_card_type(stats, saes, tiny_llama) -> None:  # type: ignore[no-untyped-def]
     ref = FeatureRef("topk-16@resid_post.1", 4)
     fv = analysis.feature_view(stats, ref, sae=saes[ref.sae], model=tiny_llama, n_logits=3, n_neighbours=2)
-    assert fv.refs[0] == ref and len(fv.refs) == 3
+    assert fv.refs[0] == ref and len(fv.refs) == 3 and fv.features == [4]
     card = FeatureCard.from_result(fv)
     assert card.top_logits == [[t, v] for t, v in fv.logit_pairs()[0]]
     assert card.label == fv.label and "Top logits" in str(fv)

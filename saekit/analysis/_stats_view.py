@@ -103,6 +103,10 @@ class FeatureView(Result):
         return FeatureRef(self.sae, self.feature)
 
     @property
+    def features(self) -> list[int]:
+        return [self.feature]
+
+    @property
     def refs(self) -> tuple[FeatureRef, ...]:
         """This feature, then its neighbours."""
         near = [FeatureRef(self.sae, f) for f, _ in self.neighbour_pairs()]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureSplitting", "SplitNode"]
 
+
 @dataclass(frozen=True, eq=False)
 class SplitNode:
     """One feature in the splitting tree: its dictionary, id, label and top examples."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ContextAblation"]
 
+
 class ContextAblation(FeatureTextView):
     """Context tokens coloured by the change of one feature's activation at the last token.
 

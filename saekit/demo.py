@@ -92,7 +92,7 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
     names = [f"topk-{n}" for n in s.sizes]
     if all((folder / n / "cfg.json").exists() for n in names):
         try:
-            saes = [load_sae(folder / n) for n in names]
+            saes = [_named(load_sae(folder / n), n) for n in names]
             _storage.verify_file(folder / "history.csv")
             _log(f"reusing trained SAEs from {folder}")
             return saes
@@ -104,7 +104,7 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
                                      max_length=s.max_length, batch_size=16)
     _log(f"{cache!r}")
     cfgs = [saekit.SAEConfig(d_in=cache.d_in, d_sae=n, k=s.k, site=s.site, model_name=model.name,
-                             training={"name": f"topk-{n}"}) for n in s.sizes]
+                             name=f"topk-{n}") for n in s.sizes]
     cfg = TrainConfig(batch_size=s.batch_size, lr=s.lr, total_tokens=cache.n_tokens * s.epochs, k=s.k,
                       warmup_steps=20, log_every=5, checkpoint_every=50)
     result = train_saes(cache, cfgs, cfg, checkpoint_dir=folder / "checkpoints", resume=True)
@@ -113,6 +113,13 @@ def train_family(model: saekit.Model, s: Settings | None = None) -> list[saekit.
         save_sae(sae, folder / name)
     _storage.write_checked(folder / "history.csv", lambda p: result.history.to_csv(p, index=False))
     return list(result.saes)
+
+
+def _named(sae: saekit.SAE, name: str) -> saekit.SAE:
+    """An SAE cached before ``SAEConfig.name`` existed gets its folder's name."""
+    if not sae.cfg.name:
+        sae.cfg = sae.cfg.replace(name=name)
+    return sae
 
 
 def run(s: Settings, out: Path) -> pd.DataFrame:
@@ -124,7 +131,7 @@ def run(s: Settings, out: Path) -> pd.DataFrame:
     _log(f"{model!r}")
     _, held_out = _split(s)
     saes = train_family(model, s)
-    named = {str(sae.cfg.training.get("name")): sae for sae in saes}
+    named = saekit.name_saes(saes)
     table = _evaluate(model, saes, held_out, s, out)
     stats = _stats(model, named, s)
     _figures(named, table, s, out / "figures")
@@ -182,6 +189,7 @@ def _stats(model: saekit.Model, saes: dict[str, saekit.SAE], s: Settings) -> sae
 
 def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, folder: Path) -> None:
     from saekit import figures
+    from saekit.analysis.geometry import max_cosine_to_smallest
 
     folder.mkdir(parents=True, exist_ok=True)
     history = pd.read_csv(_work(s) / "history.csv")
@@ -189,7 +197,7 @@ def _figures(saes: dict[str, saekit.SAE], table: pd.DataFrame, s: Settings, fold
         "training_curves": (plots.training_curves(history), "double"),
         "feature_density": (plots.density_histogram(table.attrs["density"]), "single"),
         "evaluation_vs_size": (plots.evaluation_vs_size(table), "single"),
-        "max_cosine_vs_smallest": (plots.max_cosine_vs_smallest(saes), "single"),
+        "max_cosine_vs_smallest": (plots.max_cosine_histograms(max_cosine_to_smallest(saes)), "single"),
     }
     _log(f"exporting {len(figs)} figures (PDF, SVG, PNG) to {folder}")
     with figures.batch():

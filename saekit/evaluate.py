@@ -7,8 +7,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from saekit import _boundary
+from saekit.analysis._checks import special_mask  # the one special-token mask
 from saekit.errors import CompatibilityError, SaekitError
+from saekit.ids import name_saes
 from saekit.model import Model
 from saekit.sae.base import SAE
 from saekit.splice import mean_ablation_edit, reconstruction_edit, zero_ablation_edit
@@ -85,7 +88,7 @@ def _token_loss(logits: Tensor, b) -> tuple[Tensor, Tensor]:  # type: ignore[no-
 
 def evaluate(
     model: Model,
-    saes: Sequence[SAE] | SAE,
+    saes: Sequence[SAE] | SAE | Mapping[str, SAE],
     texts: Sequence[str],
     *,
     batch_size: int = 8,
@@ -112,8 +115,9 @@ def evaluate(
     are batched by length (less padding); every number is a sum over tokens, so the
     order does not matter.
     """
-    saes = _check(model, saes)
-    names = [_name(s, i) for i, s in enumerate(saes)]
+    named = name_saes(saes)  # the one naming rule: the table's "sae" column
+    saes = _check(model, list(named.values()))
+    names = list(named)
     batches = list(model.batches(texts, batch_size=batch_size, max_length=max_length, sort_rows=True))
     means = _site_means(model, saes, batches)
     stats = [_SAEStats(s.d_sae, s.d_in) for s in saes]
@@ -124,6 +128,7 @@ def evaluate(
 
     for b in tqdm(batches, desc="evaluate", disable=not progress):
         run = model.run(b.input_ids, b.attention_mask, read=sorted(means))
+        assert run.logits is not None  # logits=True is the default
         loss, valid = _token_loss(run.logits, b)
         clean_lp = F.log_softmax(run.logits.float(), -1)
         clean += float(loss[valid].sum())
@@ -137,11 +142,7 @@ def evaluate(
     return _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold)
 
 
-def _name(sae: SAE, i: int) -> str:
-    return str(sae.cfg.training.get("name") or f"{sae.cfg.architecture}-{sae.d_sae}-{i}")
-
-
-def _site_means(model: Model, saes: Sequence[SAE], batches: list) -> dict[str, Tensor]:  # type: ignore[type-arg]
+def _site_means(model: Model, saes: Sequence[SAE], batches: list[Any]) -> dict[str, Tensor]:
     sites = sorted({s.cfg.site for s in saes})
     total = {s: torch.zeros(model.site_width(s), dtype=torch.float64) for s in sites}
     n = 0
@@ -160,8 +161,7 @@ def _content(model: Model, b) -> Tensor:  # type: ignore[no-untyped-def]
     The context repeated at the start of a chunked text's follow-on row keeps its clean
     activations, like the BOS: it was spliced and counted in the row before.
     """
-    special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
-    return b.fresh() & ~torch.isin(b.input_ids, special)
+    return b.fresh() & ~special_mask(model, b.input_ids).to(b.input_ids.device)
 
 
 def _site_loss(model: Model, b, edits) -> float:  # type: ignore[no-untyped-def]

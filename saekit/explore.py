@@ -1,7 +1,8 @@
-"""The controller: the one place that knows the model, the analysis functions and the views.
+"""The controller: runs the analyses a view needs, builds the view, wires its callbacks.
 
-Each function runs the analyses a view needs, builds the view, and wires its clicks and
-sliders back into the model (views never import the model themselves).
+Views never import the model; clicks arrive here as :class:`~saekit.ids.FeatureRef` s and
+are answered with new analysis results pushed to the view. All computation lives in
+:mod:`saekit.analysis`; every view is built by ``View.from_result(result)``.
 
 Example:
     >>> from saekit import explore
@@ -13,34 +14,21 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from saekit import _boundary
-from saekit._explore import (
-    CardSource,
-    card_source,
-    example_snippet,
-    feature_frames,
-    highlight_one,
-    named_saes,
-    ranking,
-    site_of,
-    special_mask,
-    stats_density,
-    stats_labels,
-    target_ranking,
-)
+from saekit import _boundary, analysis
+from saekit.analysis.steering import MODES
+from saekit.errors import SaekitError
+from saekit.ids import FeatureRef, name_saes
 from saekit.sae.base import SAE
 
 if TYPE_CHECKING:
     import ipywidgets
-    import pandas as pd
 
-    from saekit.analysis.stats import FeatureStats
+    from saekit.analysis import FeatureStats, FeatureView, Result
     from saekit.model import Model
     from saekit.widgets import (
         ContextAblation,
@@ -49,6 +37,7 @@ if TYPE_CHECKING:
         LogitAttribution,
         SaekitView,
         Steering,
+        SteerSlider,
         TokenHighlight,
         UmapView,
     )
@@ -60,13 +49,33 @@ SAEs = SAE | Sequence[SAE] | Mapping[str, SAE]
 
 
 # ----- feature cards --------------------------------------------------------------------
+def _card_fn(stats: FeatureStats, saes: Mapping[str, SAE], model: Model | None,
+             n_logits: int = 8, n_neighbours: int = 8) -> Callable[[FeatureRef], FeatureView]:
+    """``ref -> FeatureView`` with logits and neighbours where the ref's SAE is known."""
+    def card(ref: FeatureRef) -> FeatureView:
+        return analysis.feature_view(stats, ref, sae=saes.get(ref.sae), model=model,
+                                     n_logits=n_logits, n_neighbours=n_neighbours)
+    return card
+
+
+def _named(stats: FeatureStats, sae: SAE | str | int | None, saes: SAEs | None) -> tuple[str, dict[str, SAE]]:
+    """The stats' name of ``sae`` and ``{name: sae}`` of every SAE object given."""
+    named = dict(name_saes(saes)) if saes is not None else {}
+    if isinstance(sae, SAE):
+        given = [n for n, s in named.items() if s is sae]
+        name = given[0] if given else stats._name(sae)
+        named.setdefault(name, sae)
+        return name, named
+    return stats._name(sae if sae is not None else 0), named
+
+
 def feature_card(
     stats: FeatureStats,
     sae: SAE | str | int,
     feature: int,
     *,
     model: Model | None = None,
-    saes: Mapping[str, SAE] | None = None,
+    saes: SAEs | None = None,
     n_logits: int = 8,
     n_neighbours: int = 8,
 ) -> FeatureCard:
@@ -87,9 +96,10 @@ def feature_card(
     """
     from saekit.widgets import FeatureCard
 
-    source = card_source(stats, sae, saes, model, n_logits, n_neighbours)
-    card = FeatureCard(source.card_data(_boundary.feature_id(feature, sae=source.name)))
-    card.on_feature_click(lambda f: card.update(source.card_data(f)))
+    name, named = _named(stats, sae, saes)
+    card_of = _card_fn(stats, named, model, n_logits, n_neighbours)
+    card = FeatureCard.from_result(card_of(FeatureRef(name, _boundary.feature_id(feature, sae=name))))
+    card.on_feature_click(lambda ref: card.update(card_of(ref)))
     return card
 
 
@@ -99,13 +109,14 @@ def follow(
     *,
     sae: SAE | str | int | None = None,
     model: Model | None = None,
-    saes: Mapping[str, SAE] | None = None,
-    feature: int | None = None,
+    saes: SAEs | None = None,
+    feature: int | FeatureRef | None = None,
 ) -> FeatureCard:
-    """A feature card that shows whichever feature is clicked in ``view``.
+    """A feature card that shows whichever feature is clicked in ``view`` (or in the card).
 
-    Multi-dictionary views (UMAP, splitting) say which dictionary was clicked; for the
-    others ``sae`` names it. Display the card next to the view.
+    Clicks carry a :class:`~saekit.ids.FeatureRef`, so views of several dictionaries
+    (UMAP, splitting) open the right one. ``sae`` and ``feature`` pick the first feature
+    shown (default: feature 0 of the stats' first SAE).
 
     Example:
         >>> u = explore.umap(saes, stats=stats); u
@@ -113,35 +124,14 @@ def follow(
     """
     from saekit.widgets import FeatureCard
 
-    default = sae if sae is not None else 0
-    sources: dict[str, CardSource] = {}
-
-    def source_for(name: str | int) -> CardSource:
-        key = str(name)
-        if key not in sources:
-            sources[key] = card_source(stats, name if not isinstance(sae, SAE) else sae, saes, model, 8, 8)
-        return sources[key]
-
-    def current_sae() -> str | int:
-        requested = getattr(view, "requested_sae", "")
-        return requested if requested and not isinstance(sae, SAE) else default
-
-    start = _boundary.feature_id(feature) if feature is not None else _initial_feature(view)
-    card = FeatureCard(source_for(current_sae()).card_data(start))
-    view.on_feature_click(lambda f: card.update(source_for(current_sae()).card_data(f)))
-    card.on_feature_click(lambda f: card.update(source_for(current_sae()).card_data(f)))
+    name, named = _named(stats, sae, saes)
+    card_of = _card_fn(stats, named, model)
+    start = FeatureRef(name, 0) if feature is None else (
+        feature if isinstance(feature, FeatureRef) else FeatureRef(name, _boundary.feature_id(feature)))
+    card = FeatureCard.from_result(card_of(start))
+    view.on_feature_click(lambda ref: card.update(card_of(ref)))
+    card.on_feature_click(lambda ref: card.update(card_of(ref)))
     return card
-
-
-def _initial_feature(view: SaekitView) -> int:
-    for name in ("requested_feature", "feature_id", "selected_feature"):
-        value = getattr(view, name, None)
-        if isinstance(value, int):
-            return value
-    nodes = getattr(view, "nodes", None)
-    if nodes:
-        return int(nodes[0]["feature"])
-    return 0
 
 
 # ----- token highlighting ---------------------------------------------------------------
@@ -167,21 +157,22 @@ def highlight(
         labels: Feature descriptions shown beside ids.
 
     Returns:
-        A :class:`~saekit.widgets.TokenHighlight` (an ``ipywidgets.Tab`` of them for
-        several SAEs). Activations are ``sae.encode`` of the model's activations at
-        ``sae.cfg.site``; special tokens (BOS) are masked.
+        A :class:`~saekit.widgets.TokenHighlight` of
+        :func:`saekit.analysis.token_activations` (an ``ipywidgets.Tab`` of them for
+        several SAEs). Special tokens (BOS) are masked.
 
     Example:
         >>> explore.highlight(model, sae, ["The cat sat.", "A dog ran."], features=[12, 40])
     """
-    named = named_saes(sae)
+    from saekit.widgets import TokenHighlight
+
     texts = _boundary.texts(texts)
     views = {}
-    for name, s in named.items():
+    for name, s in name_saes(sae).items():
         feats = features.get(name) if isinstance(features, Mapping) else features
         feats = None if feats is None else _boundary.feature_ids(feats, s.d_sae)
-        views[name] = highlight_one(model, s, texts, feats, top_k=top_k, n_features=n_features,
-                                    labels=labels, title=name)
+        result = analysis.token_activations(model, s, texts, feats, top_k=top_k, n_features=n_features)
+        views[name] = TokenHighlight.from_result(result, labels=labels, title=name)
     if len(views) == 1:
         return next(iter(views.values()))
     import ipywidgets
@@ -205,19 +196,17 @@ def context_ablation(
 ) -> ContextAblation:
     """Which context tokens the feature's activation at the last token needs.
 
-    Runs :func:`saekit.analysis.ablate_context` and shows it: red tokens lower the
-    activation when removed, blue ones raise it; the last token is outlined.
+    Shows :func:`saekit.analysis.ablate_context`: red tokens lower the activation when
+    removed, blue ones raise it; the last token is outlined.
 
     Example:
         >>> explore.context_ablation(model, sae, "The Eiffel Tower is in", 123)
     """
-    from saekit.analysis import ablate_context
     from saekit.widgets import ContextAblation
 
-    frame = ablate_context(model, sae, _boundary.text(text), feature, mode=mode, replacement=replacement,
-                           progress=False)
-    tokens = model.to_strings(model.to_tokens(text))
-    return ContextAblation.from_frame(frame, tokens, sae_name=site_of(sae), label=label, mode=mode)
+    result = analysis.ablate_context(model, sae, _boundary.text(text), feature, mode=mode,
+                                     replacement=replacement, progress=False)
+    return ContextAblation.from_result(result, label=label)
 
 
 def logit_attribution(
@@ -252,24 +241,30 @@ def logit_attribution(
 
     feature = _boundary.feature_id(feature, sae.d_sae)
     ids = torch.tensor(model.to_tokens(_boundary.text(text)), dtype=torch.long)  # [T]
-    tokens = model.to_strings(ids)
-    mask = special_mask(model, ids).numpy()
+    labels = labels or {}
 
-    def rank(token: int) -> Any:
-        return ranking(model, sae, ids, tokens, token, top=top)
+    def rank(token: int) -> analysis.Attribution:
+        return analysis.attribute(model, sae, ids, int(ids[token]), pos=token - 1)
 
-    ablation, logits = feature_frames(model, sae, ids, feature, n_logits)
-    first = None if target is None else target_ranking(model, sae, ids, tokens, target, top)
-    view = LogitAttribution.from_frames(ablation, logits, mask=mask, ranking=first, attribution_fn=rank,
-                                        sae_name=site_of(sae), feature_labels=labels,
-                                        label=(labels or {}).get(feature, ""))
+    def parts(f: int) -> tuple[analysis.FeatureAblation, analysis.LogitEffects]:
+        return analysis.ablate_feature(model, sae, ids, f), analysis.logit_effects(model, sae, f, k=n_logits)
 
-    def show(f: int) -> None:
-        abl, lg = feature_frames(model, sae, ids, f, n_logits)
-        view.set_frames(abl, lg, mask=mask, label=(labels or {}).get(f, ""))
-
-    view.on_feature_click(show)
+    first = None if target is None else _target_ranking(model, sae, ids, target, rank)
+    view = LogitAttribution.from_result(*parts(feature), ranking=first, attribution_fn=rank,
+                                        feature_labels=labels, label=labels.get(feature, ""), n_ranked=top)
+    view.on_feature_click(lambda ref: view.show(*parts(ref.feature), label=labels.get(ref.feature, "")))
     return view
+
+
+def _target_ranking(model: Model, sae: SAE, ids: torch.Tensor, target: int | str,
+                    rank: Callable[[int], analysis.Attribution]) -> analysis.Attribution:
+    """The attribution for ``target``: a token index in the text, or a token string after it."""
+    if isinstance(target, str):
+        return analysis.attribute(model, sae, ids, target, pos=-1)
+    t = int(target) % ids.numel()
+    if t == 0:
+        raise SaekitError("target=0 is the first token, which nothing predicts; pick 1..n-1 or -1.")
+    return rank(t)
 
 
 # ----- geometry views -------------------------------------------------------------------
@@ -277,7 +272,7 @@ def umap(
     saes: SAEs,
     stats: FeatureStats | None = None,
     *,
-    coords: pd.DataFrame | None = None,
+    coords: analysis.UmapMap | None = None,
     color_by: str = "sae",
     clusters: int | None = None,
     n_label_tokens: int = 5,
@@ -288,7 +283,8 @@ def umap(
     Args:
         saes: An SAE, a list or ``{name: sae}`` (names as in ``stats``).
         stats: Adds hover labels (each feature's top-activating tokens) and density colour.
-        coords: Precomputed ``umap_coords`` (otherwise computed, with its disk cache).
+        coords: A precomputed :func:`~saekit.analysis.umap_coords` (otherwise computed,
+            with its disk cache).
         color_by: ``"sae"``, ``"density"`` or ``"cluster"``.
         clusters: Number of k-means clusters of the 2-D points, for ``color_by="cluster"``.
         n_label_tokens: Distinct top tokens in each label.
@@ -299,23 +295,11 @@ def umap(
     """
     from saekit.widgets import UmapView
 
-    named = named_saes(saes)
-    if coords is None:
-        from saekit.analysis.geometry import umap_coords
-
-        coords = umap_coords(named, **umap_kwargs)
-    keys = list(zip(coords["sae"].astype(str), coords["feature"].astype(int), strict=True))
-    labels = stats_labels(stats, n_label_tokens) if stats is not None else None
-    density = stats_density(stats, keys) if stats is not None else None
-    cluster = _kmeans(coords, clusters) if clusters else None
-    return UmapView(coords, labels=labels, density=density, cluster=cluster, color_by=color_by)
-
-
-def _kmeans(coords: pd.DataFrame, k: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
-
-    xy = coords[["x", "y"]].to_numpy(np.float64)
-    return KMeans(n_clusters=min(int(k), len(xy)), n_init=4, random_state=0).fit_predict(xy)
+    points = coords if coords is not None else analysis.umap_coords(name_saes(saes), **umap_kwargs)
+    labels = stats.labels(n_label_tokens) if stats is not None else None
+    density = stats.densities(points.refs) if stats is not None else None
+    cluster = analysis.cluster_points(points, clusters) if clusters else None
+    return UmapView.from_result(points, labels=labels, density=density, cluster=cluster, color_by=color_by)
 
 
 def splitting(
@@ -324,7 +308,7 @@ def splitting(
     stats: FeatureStats | None = None,
     *,
     parent_sae: str | None = None,
-    tree: pd.DataFrame | None = None,
+    tree: analysis.SplittingTree | None = None,
     umap_view: UmapView | None = None,
     max_children: int = 6,
     n_examples: int = 2,
@@ -337,7 +321,7 @@ def splitting(
         parent_feature: The feature in the parent dictionary.
         stats: Adds labels (top tokens), densities and top-example snippets per node.
         parent_sae: The parent's dictionary (default: the smallest).
-        tree: A precomputed :func:`~saekit.analysis.geometry.match_features` tree.
+        tree: A precomputed :func:`~saekit.analysis.match_features` tree.
         umap_view: Link to this UMAP view (the tree is highlighted there).
         max_children: Children shown per node.
         n_examples: Example snippets per node.
@@ -349,25 +333,21 @@ def splitting(
     """
     from saekit.widgets import FeatureSplitting, SplitNode
 
-    named = named_saes(saes)
-    parent_feature = _boundary.feature_id(parent_feature, sae=parent_sae)
-    if tree is None:
-        from saekit.analysis.geometry import match_features
-
-        tree = match_features(named, acts=acts)
-    root = parent_sae or min(named, key=lambda n: named[n].d_sae)
-    labels = stats_labels(stats, 4) if stats is not None else {}
+    named = name_saes(saes)
+    tree = tree if tree is not None else analysis.match_features(named, acts=acts)
+    labels = stats.labels(4) if stats is not None else {}
 
     def describe(sae: str, f: int) -> SplitNode:
         if stats is None or sae not in stats.sae_names:
             return SplitNode(sae, f)
         view = stats.feature(sae, f)
-        snippets = [example_snippet(e) for e in view.top[:n_examples]]
-        return SplitNode(sae, f, labels.get((sae, f), ""), snippets, max_act=view.max_act,
+        snippets = [e.snippet() for e in view.top[:n_examples]]
+        return SplitNode(sae, f, labels.get(FeatureRef(sae, f), ""), snippets, max_act=view.max_act,
                          density=view.density)
 
-    split = FeatureSplitting.from_tree(tree, (root, int(parent_feature)), describe=describe,
-                                       max_children=max_children, depth=min(2, len(named) - 1))
+    root = FeatureRef(parent_sae or tree.saes[0], _boundary.feature_id(parent_feature, sae=parent_sae))
+    split = FeatureSplitting.from_result(tree, root, describe=describe, max_children=max_children,
+                                         depth=min(2, len(tree.saes) - 1))
     if umap_view is not None:
         split.link(umap_view)
     return split
@@ -377,7 +357,7 @@ def splitting(
 def steering(
     model: Model,
     sae: SAE,
-    features: Sequence[int] | Mapping[int, float] | Sequence[Any],
+    features: Sequence[int] | Mapping[int, float] | Sequence[SteerSlider],
     prompt: str,
     *,
     max_new_tokens: int = 32,
@@ -390,12 +370,13 @@ def steering(
     """Sliders per feature; baseline and steered generations of the prompt side by side.
 
     Both generations call :meth:`Model.generate` with the same ``seed``; the steered one
-    adds ``sae_edit(sae, clamp=...)`` (``mode="clamp"``) or ``scale=...``
-    (``mode="multiply"``) at ``sae.cfg.site``, error term kept. The baseline is computed
-    once per prompt, so a slider move costs one generation. The view holds the model
-    while it generates (``model.exclusive``): a cell that uses the model meanwhile waits,
-    and the view shows "waiting for the model" while a cell holds it. "Copy as code" shows the
-    equivalent ``saekit.analysis.steer`` / ``model.generate(..., edits=...)`` call.
+    adds :func:`saekit.analysis.steering_edit` with ``mode`` (one of
+    :data:`saekit.analysis.steering.MODES`: ``"clamp"``, ``"scale"``, ``"add"``) at
+    ``sae.cfg.site``, error term kept. The baseline is computed once per prompt, so a
+    slider move costs one generation. The view holds the model while it generates
+    (``model.exclusive``): a cell that uses the model meanwhile waits, and the view shows
+    "waiting for the model" while a cell holds it. "Copy as code" shows the equivalent
+    ``saekit.analysis.steer`` call.
 
     Args:
         features: Feature ids, ``{feature: start value}``, or :class:`SteerSlider` specs.
@@ -404,18 +385,34 @@ def steering(
     Example:
         >>> explore.steering(model, sae, {123: 8.0}, "I think that", max_new_tokens=24)
     """
-    from saekit._explore import steering_parts
     from saekit.widgets import Steering
 
-    features = _steering_features(sae, features)
-    sliders, generate, code = steering_parts(model, sae, features, mode=mode, max_new_tokens=max_new_tokens,
-                                             seed=seed, do_sample=do_sample, value_range=value_range,
-                                             labels=labels or {})
-    shown = "multiply" if mode in ("multiply", "scale") else "clamp"
+    if mode not in MODES:
+        raise SaekitError(f"mode must be one of {MODES}; got {mode!r}.")
+    kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "seed": seed, "do_sample": do_sample}
+    baselines: dict[str, str] = {}
+
+    def generate(text: str, values: dict[int, float]) -> tuple[str, str]:
+        if text not in baselines:  # one baseline per prompt: a slider move costs one generation
+            baselines.clear()
+            baselines[text] = model.generate(text, **kw)[0]
+        if not values:
+            return baselines[text], baselines[text]
+        edit = analysis.steering_edit(sae, values, mode)
+        return baselines[text], model.generate(text, edits={sae.cfg.site: edit}, **kw)[0]
+
+    def code(text: str, values: dict[int, float]) -> str:
+        extra = f", max_new_tokens={max_new_tokens}" + (f", do_sample=True, seed={seed}" if do_sample else "")
+        if not values:
+            return f"model.generate({text!r}{extra})"
+        call = f"steer(model, sae, {text!r}, {values!r}, mode={mode!r}{extra})"
+        return f"from saekit.analysis import steer\n{call}"
+
     ids = torch.tensor(model.to_tokens(_boundary.text(prompt, "prompt")))
     _boundary.within_context(ids, model.context_length, truncate=False, new_tokens=max_new_tokens,
                              fix="Pass a shorter prompt, or fewer max_new_tokens.")
-    return Steering(generate, sliders, prompt=prompt, mode=shown, code_fn=code, hold=model.exclusive)
+    sliders = _sliders(_steering_features(sae, features), mode, value_range, labels or {})
+    return Steering(generate, sliders, prompt=prompt, mode=mode, code_fn=code, hold=model.exclusive)
 
 
 def _steering_features(sae: SAE, features: Any) -> Any:
@@ -430,19 +427,30 @@ def _steering_features(sae: SAE, features: Any) -> Any:
     return _boundary.feature_ids(features, sae.d_sae)
 
 
-# ----- results display themselves --------------------------------------------------------
-def view(result: Any, **kwargs: Any) -> SaekitView:
-    """The view of an analysis result (what its ``_repr_mimebundle_`` would show).
+def _sliders(features: Any, mode: str, value_range: tuple[float, float],
+             labels: Mapping[int, str]) -> list[SteerSlider]:
+    from saekit.widgets import SteerSlider
 
-    Supported: a :class:`~saekit.analysis.stats.FeatureView` (feature card), and the
-    DataFrames of ``ablate_context`` (context ablation; pass ``tokens=``),
-    ``ablate_feature`` (logit attribution), ``umap_coords`` (UMAP) and
-    ``match_features`` (splitting; pass ``root=(sae, feature)``). ``kwargs`` go to the
-    view's builder.
+    lo, hi = value_range
+    start = 1.0 if mode == "scale" else 0.0
+    if isinstance(features, Mapping):
+        items = [(int(f), float(v)) for f, v in features.items()]
+    elif isinstance(features, int):
+        items = [(features, start)]
+    else:
+        specs = list(features)
+        if all(isinstance(f, SteerSlider) for f in specs):
+            return specs
+        items = [(int(f), start) for f in specs]
+    return [SteerSlider(f, labels.get(f, ""), value=v, min=min(lo, v), max=max(hi, v)) for f, v in items]
+
+
+# ----- results display themselves --------------------------------------------------------
+def view(result: Result, **kwargs: Any) -> SaekitView:
+    """The view of an analysis result: ``result.view(**kwargs)`` (what it shows in a notebook).
 
     Example:
-        >>> explore.view(stats.feature("resid_post.15", 7))
+        >>> explore.view(stats.feature("topk-1152", 7))
+        >>> explore.view(tree, root=FeatureRef("topk-576", 12))
     """
-    from saekit._explore import view_of
-
-    return view_of(result, **kwargs)
+    return result.view(**kwargs)

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from saekit.analysis.attribution import AttributionCheck
     from saekit.analysis.neurons import NeuronBasis
+    from saekit.analysis.results import LogitEffects, UmapMap
     from saekit.analysis.stats import FeatureView
-    from saekit.sae.base import SAE
 
 __all__ = [
     "activation_histogram",
@@ -41,10 +41,8 @@ __all__ = [
     "logit_effects",
     "loss_levels",
     "max_cosine_histograms",
-    "max_cosine_vs_smallest",
     "neuron_shares",
     "quantile_precision",
-    "quantile_share",
     "steering_sweep",
     "training_curves",
     "umap_scatter",
@@ -166,21 +164,6 @@ def max_cosine_histograms(groups: Mapping[str, Sequence[float] | np.ndarray | pd
     return fig
 
 
-def max_cosine_vs_smallest(saes: Mapping[str, SAE]) -> go.Figure:
-    """Max cosine of each larger dictionary's decoder directions to the smallest dictionary's."""
-    from saekit.analysis.geometry import max_cosine
-
-    if len(saes) < 2:
-        raise SaekitError(f"Need two SAEs or more to compare; got {len(saes)}.")
-    items = sorted(saes.items(), key=lambda kv: kv[1].d_sae)
-    base_name, base = items[0]
-    groups = {}
-    for name, sae in items[1:]:
-        mcs = max_cosine(sae, base, names=(name, base_name))
-        groups[f"{name} vs {base_name}"] = mcs.loc[mcs["sae"] == name, "max_cosine"]
-    return max_cosine_histograms(groups)
-
-
 def attribution_vs_ablation(check: AttributionCheck, labels: int = 4) -> go.Figure:
     """Predicted (attribution) against actual (ablation) change of the target logit, with y = x.
 
@@ -230,11 +213,10 @@ def activation_histogram(view: FeatureView) -> go.Figure:
     return fig
 
 
-def logit_effects(effects: pd.DataFrame) -> go.Figure:
+def logit_effects(effects: LogitEffects) -> go.Figure:
     """Horizontal bars of a feature's direct logit effects (``saekit.logit_effects`` output)."""
-    _need(effects, ["token", "logit"], "logit_effects")
     go = _go()
-    e = effects.sort_values("logit")
+    e = effects.frame.sort_values("logit")
     fig = go.Figure(go.Bar(x=e["logit"], y=[_t(repr(t)) for t in e["token"]], orientation="h",
                            marker_color=[_PALETTE[0] if v > 0 else _PALETTE[1] for v in e["logit"]]))
     fig.update_layout(xaxis_title="direct logit effect", yaxis_tickfont_family="monospace",
@@ -242,31 +224,8 @@ def logit_effects(effects: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def quantile_share(view: FeatureView, match: str | Callable[[str], bool]) -> pd.DataFrame:
-    """Per activation interval, the share of sampled examples whose peak token matches.
-
-    The specificity check of Anthropic's *Towards Monosemanticity*: a feature for a
-    concept should fire on it across its whole range, not only at its maximum.
-
-    Args:
-        view: ``stats.feature(sae, feature)``.
-        match: a word (compared stripped and lower-cased) or a predicate on the token string.
-
-    Returns:
-        DataFrame ``bin, lo, hi, n, share`` (bins without examples are left out).
-    """
-    test = match if callable(match) else (lambda tok, w=match.strip().lower(): tok.strip().lower() == w)
-    rows = []
-    for q in view.quantiles:
-        hits = [bool(test(e.tokens[e.max_index])) for e in q.examples]
-        if hits:
-            share = float(np.mean(hits))
-            rows.append({"bin": q.index, "lo": q.lo, "hi": q.hi, "n": len(hits), "share": share})
-    return pd.DataFrame(rows, columns=["bin", "lo", "hi", "n", "share"])
-
-
 def quantile_precision(shares: pd.DataFrame, label: str = "matching") -> go.Figure:
-    """Bars of :func:`quantile_share`: the share of examples that match, per activation interval."""
+    """Bars of ``FeatureView.quantile_share``: the share of examples that match, per activation interval."""
     _need(shares, ["lo", "hi", "n", "share"], "quantile_precision")
     go = _go()
     fig = go.Figure(go.Bar(x=[f"{lo:.0f}–{hi:.0f}" for lo, hi in zip(shares["lo"], shares["hi"])],
@@ -276,12 +235,13 @@ def quantile_precision(shares: pd.DataFrame, label: str = "matching") -> go.Figu
     return fig
 
 
-def umap_scatter(coords: pd.DataFrame, color: str = "sae") -> go.Figure:
+def umap_scatter(points: UmapMap, color: str = "sae") -> go.Figure:
     """A static map of decoder directions (``umap_coords`` output), one trace per ``color`` value."""
+    coords = points.frame
     _need(coords, ["x", "y", color], "umap_scatter")
     go = _go()
     fig = go.Figure()
-    for value, part in coords.groupby(color, sort=False):
+    for value, part in coords.groupby(color, sort=False):  # one legend entry per value
         fig.add_trace(go.Scatter(x=part["x"], y=part["y"], mode="markers", name=_t(value),
                                    marker=dict(size=3, opacity=0.6)))
     fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2", xaxis_showticklabels=False,

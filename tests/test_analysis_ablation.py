@@ -28,7 +28,7 @@ def test_ablate_feature_matches_two_manual_runs(tiny_model: saekit.Model, sae: T
     model = tiny_model
     ids = torch.tensor(model.to_tokens(TEXT))
     feats = _active_features(model, sae, ids, 3)
-    df = analysis.ablate_feature(model, sae, TEXT, feats, batch_size=2)
+    df = analysis.ablate_feature(model, sae, TEXT, feats, batch_size=2).frame
     assert list(df.columns) == ["feature", "pos", "token_id", "token", "activation", "next_token_id",
                                 "next_token", "logprob_clean", "logprob_ablated", "delta"]
     assert len(df) == 3 * ids.numel()
@@ -54,8 +54,8 @@ def test_ablate_feature_include_special_also_ablates_bos(tiny_llama: saekit.Mode
     ids = torch.tensor(tiny_llama.to_tokens(TEXT))
     x = tiny_llama.run(ids[None], read=["resid_post.1"], logits=False).acts["resid_post.1"][0]
     f = int(sae.encode(x)[0].detach().argmax())  # active at BOS
-    a = analysis.ablate_feature(tiny_llama, sae, ids, f)
-    b = analysis.ablate_feature(tiny_llama, sae, ids, f, include_special=True)
+    a = analysis.ablate_feature(tiny_llama, sae, ids, f).frame
+    b = analysis.ablate_feature(tiny_llama, sae, ids, f, include_special=True).frame
     clean = torch.log_softmax(tiny_llama.logits(ids[None])[0].float(), -1)
     edits = {"resid_post.1": sae_edit(sae, ablate=[f])}
     abl = torch.log_softmax(tiny_llama.logits(ids[None], edits=edits)[0], -1)
@@ -86,11 +86,11 @@ def _check_against_loop(model: saekit.Model, sae: TopKSAE, mode: str, with_batch
     ids = torch.tensor(model.to_tokens("The cat sat on the mat."))
     feats = list(range(64))
     kw = {"replacement": 5} if mode == "replace" else {}
-    batched = analysis.ablate_context(model, sae, ids, feats, mode=mode, batch_size=None, **kw)
+    batched = analysis.ablate_context(model, sae, ids, feats, mode=mode, batch_size=None, **kw).frame
     frames = [batched]
     if with_batch_size_1:
         frames.append(analysis.ablate_context(model, sae, ids, feats, mode=mode, batch_size=1,
-                                              progress=False, **kw))
+                                              progress=False, **kw).frame)
     positions = list(range(1, ids.numel() - 1))
     if mode == "remove":
         rows = [ids] + [torch.cat([ids[:i], ids[i + 1 :]]) for i in positions]
@@ -107,9 +107,10 @@ def _check_against_loop(model: saekit.Model, sae: TopKSAE, mode: str, with_batch
 
 
 def test_context_ablation_tokens_and_text_input(tiny_llama: saekit.Model, sae: TopKSAE) -> None:
-    df = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, progress=False)
+    df = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, progress=False).frame
     ids = tiny_llama.to_tokens("The cat sat")
     assert df.token_id.tolist() == ids[1:-1]
     assert df.token.tolist() == tiny_llama.to_strings(ids[1:-1])
-    inc = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, include_special=True, progress=False)
+    inc = analysis.ablate_context(tiny_llama, sae, "The cat sat", 3, include_special=True,
+                                  progress=False).frame
     assert inc.pos.tolist() == list(range(len(ids) - 1))

@@ -35,9 +35,10 @@ def test_gradients_match_finite_differences(model64: saekit.Model) -> None:
     saes = [_sae("resid_post.0", 1), _sae("resid_post.1", 2)]
     ids = torch.tensor(model64.to_tokens(TEXT))
     a, b = 40, 50
-    df = analysis.attribute(model64, saes, ids, (a, b))
-    assert list(df.columns) == ["site", "pos", "token_id", "token", "feature", "activation",
+    df = analysis.attribute(model64, saes, ids, (a, b)).frame
+    assert list(df.columns) == ["sae", "site", "pos", "token_id", "token", "feature", "activation",
                                 "gradient", "attribution"]
+    assert set(df.sae) == {saekit.sae_name(s) for s in saes}
     assert df.attribution.abs().is_monotonic_decreasing
     assert set(df.site) == {"resid_post.0", "resid_post.1"}
     assert (df.pos > 0).all()  # BOS excluded by default
@@ -60,7 +61,7 @@ def test_gradients_match_finite_differences(model64: saekit.Model) -> None:
 def test_single_token_target_and_position(model64: saekit.Model) -> None:
     sae = _sae("resid_post.1", 2)
     ids = torch.tensor(model64.to_tokens(TEXT))
-    df = analysis.attribute(model64, sae, ids, 40, pos=3)
+    df = analysis.attribute(model64, sae, ids, 40, pos=3).frame
     assert df.pos.max() <= 3
     row = df.iloc[0]
     where = torch.zeros(1, ids.numel(), dtype=torch.bool)
@@ -93,7 +94,7 @@ def test_check_attributions_correlates_for_small_edits(model64: saekit.Model) ->
 
 def test_float32_model_and_text_target(tiny_llama: saekit.Model) -> None:
     sae = _sae("resid_post.2", 3, dtype="float32")
-    df = analysis.attribute(tiny_llama, sae, TEXT, "at")
+    df = analysis.attribute(tiny_llama, sae, TEXT, "at").frame
     assert len(df) > 0 and df.attribution.abs().max() > 0
 
 

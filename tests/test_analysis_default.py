@@ -25,7 +25,7 @@ def test_token_feature_logit_lens_and_full_vocab_sweep(default_model: saekit.Mod
     with torch.no_grad():
         sae.W_enc[:, 3] = x / x.norm()
         sae.W_dec[3] = m.W_U[:, france]
-    lens = analysis.logit_effects(m, sae, 3, k=5)
+    lens = analysis.logit_effects(m, sae, 3, k=5).frame
     assert france in lens[lens.direction == "top"].token_id.tolist()
     t0 = time.perf_counter()
     sweep = analysis.vocab_sweep(m, sae, None, 3, where="alone", progress=False)

@@ -15,7 +15,7 @@ def planted() -> _planted.Planted:
 
 
 def test_logit_effects_ranks_written_token_first(planted: _planted.Planted) -> None:
-    df = analysis.logit_effects(planted.model, planted.sae, [_planted.F, 0], k=4)
+    df = analysis.logit_effects(planted.model, planted.sae, [_planted.F, 0], k=4).frame
     assert list(df.columns) == ["feature", "direction", "rank", "token_id", "token", "logit"]
     assert len(df) == 2 * 2 * 4
     top = df[(df.feature == _planted.F) & (df.direction == "top")]
@@ -30,7 +30,7 @@ def test_logit_effects_ranks_written_token_first(planted: _planted.Planted) -> N
 
 
 def test_logit_effects_without_norm_is_plain_unembedding(planted: _planted.Planted) -> None:
-    df = analysis.logit_effects(planted.model, planted.sae, _planted.F, k=3, norm=False)
+    df = analysis.logit_effects(planted.model, planted.sae, _planted.F, k=3, norm=False).frame
     w = planted.sae.W_dec[_planted.F].detach()
     ref = w @ planted.model.W_U.detach()  # [vocab]
     top = df[df.direction == "top"]
@@ -41,7 +41,7 @@ def test_logit_effects_without_norm_is_plain_unembedding(planted: _planted.Plant
 
 def test_context_ablation_finds_read_token(planted: _planted.Planted) -> None:
     ids = _planted.context_with(planted)
-    df = analysis.ablate_context(planted.model, planted.sae, ids, _planted.F, progress=False)
+    df = analysis.ablate_context(planted.model, planted.sae, ids, _planted.F, progress=False).frame
     assert list(df.columns) == ["feature", "pos", "token_id", "token", "activation_full",
                                 "activation_without", "delta"]
     assert df.pos.tolist() == list(range(1, ids.numel() - 1))  # BOS and last token kept
@@ -61,7 +61,7 @@ def test_context_ablation_replace_mode(planted: _planted.Planted) -> None:
     ids = _planted.context_with(planted)
     rep = int(ids[1])
     df = analysis.ablate_context(planted.model, planted.sae, ids, _planted.F, mode="replace",
-                                 replacement=rep, progress=False)
+                                 replacement=rep, progress=False).frame
     assert df.loc[df.delta.idxmin(), "token_id"] == planted.A
     assert df.delta.iloc[0] == pytest.approx(0.0, abs=1e-6)  # replacing token 1 by itself
     w = planted.sae.W_enc[:, _planted.F].detach()

@@ -20,7 +20,8 @@ def sae() -> TopKSAE:
 
 
 def test_greedy_steering_matches_manual_generation(tiny_llama: saekit.Model, sae: TopKSAE) -> None:
-    df = analysis.steer(tiny_llama, sae, PROMPTS, {3: 40.0}, max_new_tokens=8)
+    r = analysis.steer(tiny_llama, sae, PROMPTS, {3: 40.0}, max_new_tokens=8)
+    df = r.frame
     assert list(df.columns) == ["prompt", "baseline", "steered", "changed"]
     assert df.prompt.tolist() == PROMPTS
     assert df.baseline.tolist() == tiny_llama.generate(PROMPTS, max_new_tokens=8)
@@ -28,12 +29,14 @@ def test_greedy_steering_matches_manual_generation(tiny_llama: saekit.Model, sae
                                  edits={"resid_post.1": sae_edit(sae, clamp={3: 40.0})})
     assert df.steered.tolist() == manual
     assert df.changed.all()  # a large clamp changes the text
-    assert df.attrs["features"] == {3: 40.0} and df.attrs["mode"] == "clamp"
+    assert r.values == {3: 40.0} and r.mode == "clamp" and r.site == "resid_post.1"
+    assert r.refs == (saekit.FeatureRef("topk-64@resid_post.1", 3),)
+    assert str(r).splitlines()[0] == "SteeringResult · topk-64@resid_post.1 · clamp #3 40"
 
 
 @pytest.mark.parametrize(("mode", "kw"), [("scale", "scale"), ("add", "add")])
 def test_modes_use_matching_sae_edit(tiny_llama: saekit.Model, sae: TopKSAE, mode: str, kw: str) -> None:
-    df = analysis.steer(tiny_llama, sae, PROMPTS[0], {3: 30.0, 7: -2.0}, mode=mode, max_new_tokens=6)
+    df = analysis.steer(tiny_llama, sae, PROMPTS[0], {3: 30.0, 7: -2.0}, mode=mode, max_new_tokens=6).frame
     manual = tiny_llama.generate(PROMPTS[0], max_new_tokens=6,
                                  edits={"resid_post.1": sae_edit(sae, **{kw: {3: 30.0, 7: -2.0}})})
     assert df.steered.tolist() == manual
@@ -41,13 +44,13 @@ def test_modes_use_matching_sae_edit(tiny_llama: saekit.Model, sae: TopKSAE, mod
 
 def test_sampling_uses_same_seed_for_both(tiny_llama: saekit.Model, sae: TopKSAE) -> None:
     df = analysis.steer(tiny_llama, sae, PROMPTS, {3: 0.0}, mode="scale", max_new_tokens=8,
-                        do_sample=True, seed=7)
+                        do_sample=True, seed=7).frame
     assert df.baseline.tolist() == tiny_llama.generate(PROMPTS, max_new_tokens=8, do_sample=True, seed=7)
     manual = tiny_llama.generate(PROMPTS, max_new_tokens=8, do_sample=True, seed=7,
                                  edits={"resid_post.1": sae_edit(sae, scale={3: 0.0})})
     assert df.steered.tolist() == manual
     other = analysis.steer(tiny_llama, sae, PROMPTS, {3: 0.0}, mode="scale", max_new_tokens=8,
-                           do_sample=True, seed=8)
+                           do_sample=True, seed=8).frame
     assert other.baseline.tolist() != df.baseline.tolist()  # the seed matters
 
 

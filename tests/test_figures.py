@@ -10,6 +10,7 @@ from html import unescape
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from saekit import figures
@@ -103,9 +104,14 @@ def test_export_views_to_standalone_html(tmp_path: Path) -> None:
 
     th = TokenHighlight([TokenDoc(HOSTILE, np.arange(4.0), label=HOSTILE[1])], feature_ids=[5],
                         feature_labels={5: HOSTILE[0]}, title=HOSTILE[2])
-    card = FeatureCard({"feature_id": 3, "label": HOSTILE[0],
-                        "top_examples": [(HOSTILE, [0.0, 1, 2, 3])],
-                        "top_logits": [(HOSTILE[1], 1.0)]})
+    from saekit.analysis.results import LogitEffects
+    from saekit.analysis.stats import Example, FeatureView
+
+    example = Example(0, 3, 3.0, tuple(HOSTILE), np.zeros(4, np.int64), np.arange(4.0), 3)
+    logits = LogitEffects(pd.DataFrame({"feature": 3, "direction": ["top"], "rank": [0], "token_id": [1],
+                                        "token": [HOSTILE[1]], "logit": [1.0]}), "s")
+    card = FeatureCard.from_result(FeatureView("s", 3, 0.1, 3.0, 1.0, 1.5, 4, (example,), (), (),
+                                               np.zeros(0), np.zeros(0), HOSTILE[0], logits=logits))
     steer = Steering(lambda p, c: (p, p), [1], prompt=HOSTILE[0])
     steer.wait(5)
     mon = TrainingMonitor(min_interval=0)

@@ -40,7 +40,7 @@ def relu_from(w_dec: np.ndarray, threshold: float, site: str = "resid_post.3") -
 def test_neighbours_equal_numpy(features, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(geometry, "_BLOCK", 40)  # two rows per chunk: exercises chunking
     w = dec(20)
-    got = neighbours(w * torch.linspace(0.5, 3, 20)[:, None], features, k=4)  # norms do not matter
+    got = neighbours(w * torch.linspace(0.5, 3, 20)[:, None], features, k=4).frame  # norms do not matter
     feats = list(range(20)) if features is None else np.atleast_1d(features).tolist()
     sim = unit(w.numpy()) @ unit(w.numpy()).T
     np.fill_diagonal(sim, -np.inf)
@@ -54,7 +54,7 @@ def test_neighbours_equal_numpy(features, monkeypatch) -> None:  # type: ignore[
 
 def test_neighbours_accepts_an_sae_and_checks_features() -> None:
     sae = relu_from(unit(dec(10).numpy()), 0.0)
-    assert len(neighbours(sae, 3, k=50)) == 9  # capped at d_sae - 1
+    assert len(neighbours(sae, 3, k=50).frame) == 9  # capped at d_sae - 1
     with pytest.raises(SaekitError, match=r"out of range .* \[0, 9\]"):
         neighbours(sae, [2, 10])
 
@@ -103,7 +103,7 @@ def split_family(delta: float = 0.6) -> tuple[list[np.ndarray], list[list[int]]]
 def test_match_features_recovers_a_known_splitting_tree() -> None:
     (small, mid, large), (p_mid, p_large) = split_family()
     saes = {"s": relu_from(small, 0), "l": relu_from(large, 0), "m": relu_from(mid, 0)}  # any order
-    tree = match_features(saes)
+    tree = match_features(saes).frame
     columns = ["level", "parent_sae", "parent", "child_sae", "child", "cosine", "n_children"]
     assert list(tree.columns) == columns
     lvl0, lvl1 = tree[tree["level"] == 0], tree[tree["level"] == 1]
@@ -113,7 +113,7 @@ def test_match_features_recovers_a_known_splitting_tree() -> None:
     assert (tree["n_children"] == 2).all()
     np.testing.assert_allclose(lvl0["cosine"], (mid * small[p_mid]).sum(1), rtol=1e-5)
     np.testing.assert_allclose(lvl0["cosine"], 1 / np.sqrt(1 + 0.36), rtol=1e-5)
-    assert len(match_features(saes, min_cosine=0.9)) == 0
+    assert len(match_features(saes, min_cosine=0.9).frame) == 0
 
 
 def test_match_features_coactivation_equals_brute_force() -> None:
@@ -126,7 +126,7 @@ def test_match_features_coactivation_equals_brute_force() -> None:
     parents, children = relu_from(small, 0.3), relu_from(mid, 0.85)
     acts = Activations({"resid_post.3": torch.from_numpy(x)}, torch.zeros(400, dtype=torch.long),
                        torch.zeros(400, dtype=torch.long), torch.arange(400))
-    tree = match_features([parents, children], acts=acts, batch_size=64)
+    tree = match_features([parents, children], acts=acts, batch_size=64).frame
     with torch.no_grad():
         p = parents.encode(torch.from_numpy(x)).numpy()[:, p_mid]  # [400, 8] parent of each child
         c = children.encode(torch.from_numpy(x)).numpy()
@@ -157,13 +157,13 @@ def test_umap_coords_cache_keyed_by_weights(tmp_path, monkeypatch) -> None:  # t
     calls: list = []
     monkeypatch.setattr(_umap, "_fit", fake_fit(calls))
     a, b = dec(10, seed=3), dec(6, seed=4)
-    first = umap_coords({"a": a, "b": b}, cache_dir=tmp_path, progress=False)
+    first = umap_coords({"a": a, "b": b}, cache_dir=tmp_path, progress=False).frame
     assert first["sae"].tolist() == ["a"] * 10 + ["b"] * 6
     assert first["feature"].tolist() == [*range(10), *range(6)]
     both = np.concatenate([unit(a.numpy()), unit(b.numpy())])
     np.testing.assert_allclose(first["x"], both[:, 0], rtol=1e-6)
     assert calls == [((16, 8), 15, 0.1, 0)]
-    again = umap_coords({"A": a, "B": b}, cache_dir=tmp_path, progress=False)  # names are not in the key
+    again = umap_coords({"A": a, "B": b}, cache_dir=tmp_path, progress=False).frame  # names: not in the key
     assert len(calls) == 1 and again["sae"].iloc[0] == "A"
     pd.testing.assert_frame_equal(again[["x", "y"]], first[["x", "y"]])
     umap_coords({"a": a, "b": b * 2 + 1}, cache_dir=tmp_path, progress=False)  # other weights: refit
@@ -188,10 +188,10 @@ def test_umap_real_fit_is_deterministic_and_cached(tmp_path) -> None:  # type: i
     seconds = warm_umap()
     assert seconds >= 0 and _umap._warm
     saes = {"a": dec(30, seed=5), "b": dec(20, seed=6)}
-    one = umap_coords(saes, n_neighbors=5, cache_dir=False, progress=False)
-    two = umap_coords(saes, n_neighbors=5, cache_dir=False, progress=False)
+    one = umap_coords(saes, n_neighbors=5, cache_dir=False, progress=False).frame
+    two = umap_coords(saes, n_neighbors=5, cache_dir=False, progress=False).frame
     assert one.shape == (50, 4) and np.isfinite(one[["x", "y"]].to_numpy()).all()
     pd.testing.assert_frame_equal(one, two)
-    cached = umap_coords(saes, n_neighbors=5, cache_dir=tmp_path, progress=False)
+    cached = umap_coords(saes, n_neighbors=5, cache_dir=tmp_path, progress=False).frame
     pd.testing.assert_frame_equal(cached, one)
     assert len(list(tmp_path.glob("umap-*/xy.npy"))) == 1

@@ -12,6 +12,8 @@ import torch
 import saekit
 from saekit import figures, plots
 from saekit.analysis._stats_view import Example, FeatureView, QuantileBin
+from saekit.analysis.geometry import max_cosine_to_smallest
+from saekit.analysis.results import LogitEffects, UmapMap
 from saekit.errors import SaekitError
 from saekit.sae import TopKSAE, init_weights
 
@@ -75,11 +77,12 @@ def test_max_cosine_vs_smallest_compares_each_larger_sae() -> None:
     big = init_weights(TopKSAE(cfg.replace(d_sae=6)), seed=1)
     with torch.no_grad():
         big.W_dec[:4] = small.W_dec  # four copies of the small dictionary's directions
-    fig = plots.max_cosine_vs_smallest({"big": big, "small": small})
+    groups = max_cosine_to_smallest({"big": big, "small": small})  # the analysis computes
+    fig = plots.max_cosine_histograms(groups)  # the plot draws
     assert [t.name for t in fig.data] == ["big vs small"]
     assert len(fig.data[0].x) == 6 and np.isclose(np.sort(fig.data[0].x)[-4:], 1).all()
     with pytest.raises(SaekitError, match="Need two SAEs"):
-        plots.max_cosine_vs_smallest({"small": small})
+        max_cosine_to_smallest({"small": small})
 
 
 def _view() -> FeatureView:
@@ -92,10 +95,10 @@ def _view() -> FeatureView:
 
 
 def test_quantile_share_per_bin_and_plot() -> None:
-    shares = plots.quantile_share(_view(), "cat")
+    shares = _view().quantile_share("cat")
     assert shares[["bin", "n"]].values.tolist() == [[0, 2], [2, 3]]  # the empty bin is left out
     np.testing.assert_allclose(shares["share"], [0.5, 2 / 3])
-    custom = plots.quantile_share(_view(), lambda t: t.startswith("cat"))
+    custom = _view().quantile_share(lambda t: t.startswith("cat"))
     np.testing.assert_allclose(custom["share"], [0.0, 2 / 3])
     fig = plots.quantile_precision(shares, "on 'cat'")
     assert list(fig.data[0].x) == ["0–1", "2–3"] and list(fig.data[0].text) == ["n=2", "n=3"]
@@ -109,7 +112,8 @@ def test_activation_histogram_uses_log_bins() -> None:
 
 
 def test_logit_effects_colours_by_sign_in_screen_and_paper() -> None:
-    effects = pd.DataFrame({"token": [" up", " down", " more"], "logit": [2.0, -1.0, 3.0]})
+    frame = pd.DataFrame({"feature": 0, "token": [" up", " down", " more"], "logit": [2.0, -1.0, 3.0]})
+    effects = LogitEffects(frame, "s")
     fig = plots.logit_effects(effects)
     assert list(fig.data[0].y) == ["' down'", "' up'", "' more'"]  # sorted by effect
     assert fig.data[0].marker.color[0] != fig.data[0].marker.color[1]
@@ -146,14 +150,15 @@ def test_attribution_and_neuron_figures() -> None:
 
 
 def test_umap_scatter_and_steering_sweep() -> None:
-    coords = pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2], "y": [1.0, 0, 1]})
+    coords = UmapMap(pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0], "x": [0.0, 1, 2],
+                                   "y": [1.0, 0, 1]}))
     fig = plots.umap_scatter(coords)
     assert [(t.name, len(t.x)) for t in fig.data] == [("a", 2), ("b", 1)]
     sweep = pd.DataFrame({"clamp": [0, 1, 2], "score": [0, 3, 9]})
     fig = plots.steering_sweep(sweep, "clamp", "score")
     assert list(fig.data[0].y) == [0, 3, 9] and fig.layout.xaxis.title.text == "clamp"
     with pytest.raises(SaekitError, match="umap_scatter needs columns"):
-        plots.umap_scatter(coords.drop(columns="x"))
+        plots.umap_scatter(UmapMap(coords.frame.drop(columns="x")))
 
 
 SVG_NS = "{http://www.w3.org/2000/svg}"

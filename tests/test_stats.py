@@ -16,8 +16,10 @@ import saekit
 from saekit.activations import Activations
 from saekit.analysis._accumulate import HIST_BINS, HIST_LO, FlatBatch, SAEAccumulator
 from saekit.analysis._stats_pass import settings_from
+from saekit.analysis._stats_view import peak_label
 from saekit.analysis.stats import FeatureStats, feature_stats, feature_stats_from_activations
 from saekit.errors import CompatibilityError, FormatError, SaekitError, SiteError
+from saekit.ids import FeatureRef
 from saekit.sae import ReLUSAE, SAEConfig, TopKSAE, init_weights
 
 D_IN, D_SAE = 6, 12
@@ -270,18 +272,22 @@ def small_stats() -> FeatureStats:
     return feature_stats_from_activations(stream(), {"x": relu_sae()}, token_strings=names)
 
 
-def test_feature_view_and_card_dict(small_stats: FeatureStats) -> None:
+def test_feature_view_labels_and_refs(small_stats: FeatureStats) -> None:
     view = small_stats.feature("x", 2)
     assert view.top[0].activation == pytest.approx(view.max_act)
     assert len(view.quantiles) == 10 and view.quantiles[-1].hi == pytest.approx(view.max_act)
     assert view.hist_counts.sum() == view.n_active and len(view.hist_edges) == len(view.hist_counts) + 1
     text = repr(view)
     assert text.startswith("Feature 2 of x: density") and "Top examples:" in text
-    from saekit.widgets import FeatureCardData
-
-    card = FeatureCardData.from_dict(view.card_dict())
-    assert card.feature_id == 2 and len(card.top_examples) == len(view.top)
-    assert card.top_examples[0].tokens[view.top[0].max_index] == view.top[0].tokens[view.top[0].max_index]
+    assert view.refs == (FeatureRef("x", 2),) and view.label == peak_label(view.top, 4)
+    assert view.frame.query("kind == 'top'")["text"].tolist() == [e.text() for e in view.top]
+    assert small_stats.feature(FeatureRef("x", 2)).max_act == view.max_act
+    labels = small_stats.labels(4)
+    assert labels[FeatureRef("x", 2)] == view.label  # one label rule for cards and maps
+    np.testing.assert_allclose(small_stats.densities([FeatureRef("x", 2), FeatureRef("nope", 0)]),
+                               [view.density, 0.0])
+    snip = view.top[0].snippet(1, 0)
+    assert snip.tokens[snip.max_index] == view.top[0].tokens[view.top[0].max_index] and len(snip.tokens) <= 2
     dens = small_stats.density_histogram("x", n_bins=5)
     assert dens["count"].sum() == (small_stats.summary["n_active"] > 0).sum()
     assert repr(small_stats).startswith("FeatureStats over 180 tokens from 12 texts")

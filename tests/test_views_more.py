@@ -15,10 +15,18 @@ import pandas as pd
 import pytest
 
 from saekit import figures
+from saekit.analysis.results import (
+    Attribution,
+    ContextEffects,
+    FeatureAblation,
+    LogitEffects,
+    SplittingTree,
+    UmapMap,
+)
+from saekit.analysis.stats import Example
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets import (
-    AttributionRanking,
-    CardExample,
     ContextAblation,
     FeatureSplitting,
     LogitAttribution,
@@ -52,6 +60,24 @@ def test_bundles_are_self_contained_and_never_parse_html(entry: str) -> None:
 # --- ContextAblation --------------------------------------------------------------------
 
 
+def _example(tokens: list[str], acts: list[float]) -> Example:
+    return Example(0, 0, max(acts), tuple(tokens), np.zeros(len(tokens), np.int64),
+                   np.asarray(acts, np.float32), int(np.argmax(acts)))
+
+
+def _ranking(target: str, features: list[int], attributions: list[float], acts: list[float],
+             token: int | None = None) -> Attribution:
+    frame = pd.DataFrame({"sae": "s", "feature": features, "activation": acts, "attribution": attributions})
+    return Attribution(frame, "s", target, token)
+
+
+TOKENS = ("<bos>", "The", HOSTILE[0], " sat", HOSTILE[1])
+
+
+def _ablation(frame: pd.DataFrame | None = None, tokens: tuple[str, ...] = TOKENS) -> ContextEffects:
+    return ContextEffects(_ablation_frame() if frame is None else frame, "s", tokens)
+
+
 def _ablation_frame() -> pd.DataFrame:
     """What ablate_context returns for a 5-token context with BOS skipped."""
     return pd.DataFrame({
@@ -60,13 +86,12 @@ def _ablation_frame() -> pd.DataFrame:
     })
 
 
-def test_context_ablation_state_from_frame() -> None:
-    tokens = ["<bos>", "The", HOSTILE[0], " sat", HOSTILE[1]]
-    view = ContextAblation.from_frame(_ablation_frame(), tokens, sae_name="s", label=HOSTILE[2])
+def test_context_ablation_state_from_result() -> None:
+    view = ContextAblation.from_result(_ablation(), label=HOSTILE[2])
     state, buffers = view.view_state()
     assert state == {
-        "title": "", "feature_id": 7, "sae_name": "s", "label": '"', "mode": "remove", "tokens": tokens,
-        "activation_full": 2.0, "vmax": None, "requested_feature": None,
+        "title": "", "feature_id": 7, "sae_name": "s", "label": '"', "mode": "remove", "tokens": list(TOKENS),
+        "activation_full": 2.0, "vmax": None,
     }
     np.testing.assert_array_equal(from_bytes(buffers["delta"], "f4"), [0, -0.5, -1.5, 0.25, 0])
     np.testing.assert_array_equal(from_bytes(buffers["ablated"], "u1"), [0, 1, 1, 1, 0])
@@ -81,20 +106,16 @@ def test_context_ablation_state_from_frame() -> None:
     ]
 
 
-def test_context_ablation_tokens_from_attrs_or_placeholders_and_errors() -> None:
+def test_context_ablation_picks_one_feature_of_the_result_and_errors() -> None:
     frame = _ablation_frame()
-    bare = ContextAblation.from_frame(frame)
-    assert bare.tokens == ["⟨?⟩", "The", HOSTILE[0], " sat", "⟨?⟩"]  # BOS and last unknown
-    frame.attrs["tokens"] = ["<bos>", "a", "b", "c", "d"]
-    assert ContextAblation.from_frame(frame).tokens == ["<bos>", "a", "b", "c", "d"]
-    two = pd.concat([frame, frame.assign(feature=9)])
+    two = _ablation(pd.concat([frame, frame.assign(feature=9)]))
+    assert two.refs == (FeatureRef("s", 7), FeatureRef("s", 9))
     with pytest.raises(SaekitError, match=r"holds features \[7, 9\]; pick one"):
-        ContextAblation.from_frame(two)
-    assert ContextAblation.from_frame(two, feature=9).feature_id == 9
-    with pytest.raises(SaekitError, match="columns \\['delta'\\] are missing"):
-        ContextAblation.from_frame(frame.drop(columns="delta"))
-    with pytest.raises(SaekitError, match="only 3 entries"):
-        ContextAblation.from_frame(frame, ["a", "b", "c"])
+        ContextAblation.from_result(two)
+    assert ContextAblation.from_result(two, feature=9).feature_id == 9
+    assert ContextAblation.from_result(two, feature=FeatureRef("s", 9)).feature_id == 9
+    with pytest.raises(SaekitError, match="No rows for feature 3"):
+        ContextAblation.from_result(two, feature=3)
     with pytest.raises(SaekitError, match="cannot be ablated"):
         ContextAblation(["a", "b"], [1.0, 1.0], activation_full=1.0, feature_id=0, ablated=[1, 1])
     with pytest.raises(SaekitError, match="one value per token \\(2\\)"):
@@ -125,8 +146,12 @@ def _logit_frame() -> pd.DataFrame:
     })
 
 
-def test_logit_attribution_from_frames_shifts_effects_onto_predicted_tokens() -> None:
-    view = LogitAttribution.from_frames(_feature_frame(), _logit_frame(), mask=[1, 0, 0, 0], sae_name="s")
+def _feature_ablation(frame: pd.DataFrame | None = None) -> FeatureAblation:
+    return FeatureAblation(_feature_frame() if frame is None else frame, "s", np.array([1, 0, 0, 0], bool))
+
+
+def test_logit_attribution_from_result_shifts_effects_onto_predicted_tokens() -> None:
+    view = LogitAttribution.from_result(_feature_ablation(), LogitEffects(_logit_frame(), "s"))
     state, buffers = view.view_state()
     assert state["tokens"] == ["<bos>", "The", HOSTILE[0], " sat"]
     assert state["feature_id"] == 3 and state["act_max"] == 2.0 and state["effect_max"] == 0.5
@@ -144,14 +169,16 @@ def test_logit_attribution_from_frames_shifts_effects_onto_predicted_tokens() ->
 
 def test_attribution_ranking_aggregates_per_feature() -> None:
     frame = pd.DataFrame({
-        "site": ["a", "a", "a", "a", "b"], "pos": [1, 2, 2, 3, 1], "feature": [4, 4, 9, 1, 4],
+        "sae": ["a", "a", "a", "a", "b"], "pos": [1, 2, 2, 3, 1], "feature": [4, 4, 9, 1, 4],
         "activation": [1.0, 3.0, 0.5, 2.0, 7.0], "attribution": [0.25, -1.0, 0.5, 0.125, 9.0],
     })
-    r = AttributionRanking.from_frame(frame, "' x' at position 3", token=3, site="a")
-    assert r.features == [4, 9, 1]  # |-0.75| > |0.5| > |0.125|
-    np.testing.assert_allclose(r.attributions, [-0.75, 0.5, 0.125])
-    np.testing.assert_allclose(r.activations, [3.0, 0.5, 2.0])  # the largest per feature
-    assert AttributionRanking.from_frame(frame, "t", top=1).features == [4]  # both sites: 8.25
+    r = Attribution(frame, "a", "' x' at position 3", token=3)
+    ranked = r.ranked()
+    assert ranked["feature"].tolist() == [4, 9, 1]  # |-0.75| > |0.5| > |0.125|
+    np.testing.assert_allclose(ranked["attribution"], [-0.75, 0.5, 0.125])
+    np.testing.assert_allclose(ranked["activation"], [3.0, 0.5, 2.0])  # the largest per feature
+    assert r.ranked("b", top=1)["feature"].tolist() == [4]
+    assert r.refs == (FeatureRef("a", 4), FeatureRef("a", 9), FeatureRef("a", 1), FeatureRef("b", 4))
     view = LogitAttribution(["a", "b", "c", "d"], np.zeros(4), np.zeros(4), feature_id=4, ranking=r)
     assert view.attr_token == 3 and view.ranking() == [(4, -0.75, 3.0), (9, 0.5, 0.5), (1, 0.125, 2.0)]
     assert view.to_text().splitlines()[-1] == \
@@ -162,10 +189,10 @@ def test_logit_attribution_click_token_runs_injected_ranking_off_thread() -> Non
     gate = threading.Event()
     asked: list[int] = []
 
-    def rank(token: int) -> AttributionRanking:
+    def rank(token: int) -> Attribution:
         asked.append(token)
         gate.wait(5)
-        return AttributionRanking(f"token {token}", [2], [1.0], [0.5], token=token)
+        return _ranking(f"token {token}", [2], [1.0], [0.5], token=token)
 
     view = LogitAttribution(["a", "b", "c"], [0.0, 1.0, 0.0], [0.0, 0.5, -0.5], feature_id=1,
                             attribution_fn=rank)
@@ -175,50 +202,52 @@ def test_logit_attribution_click_token_runs_injected_ranking_off_thread() -> Non
     gate.set()
     assert view.wait(5) and asked == [2] and not view.busy
     assert view.attr_target == "token 2" and view.attr_token == 2 and view.ranking() == [(2, 1.0, 0.5)]
-    clicked: list[int] = []
+    clicked: list[FeatureRef] = []
     view.on_feature_click(clicked.append)
     _send_from_page(view, {"type": "feature_click", "feature": 2})
-    assert clicked == [2]
+    assert clicked == [FeatureRef("sae", 2)]  # the view was built without its SAE's name
     with pytest.raises(SaekitError, match="token must be in 1..2"):
         view.choose_prediction(0)
     broken = LogitAttribution(["a", "b"], [0.0, 1.0], [0.0, 0.5], feature_id=1,
                               attribution_fn=lambda t: "nope")  # type: ignore[arg-type,return-value]
     broken.choose_prediction(1)
-    assert broken.wait(5) and "must return an AttributionRanking" in broken.error
+    assert broken.wait(5) and "must return a saekit.analysis.attribute() result" in broken.error
     with pytest.raises(SaekitError, match="no attribution_fn"):
         LogitAttribution(["a", "b"], [0.0, 1.0], [0.0, 0.5], feature_id=1).choose_prediction(1)
 
 
-def test_logit_attribution_set_frames_and_validation() -> None:
-    view = LogitAttribution.from_frames(_feature_frame(), _logit_frame(),
-                                        ranking=AttributionRanking("t", [3], [1.0], [2.0]))
-    other = _feature_frame().assign(feature=8, activation=[0.0, 4.0, 0.0, 0.0])
-    view.set_frames(other, label="eight")
+def test_logit_attribution_show_and_validation() -> None:
+    view = LogitAttribution.from_result(_feature_ablation(), LogitEffects(_logit_frame(), "s"),
+                                        ranking=_ranking("t", [3], [1.0], [2.0]))
+    other = _feature_ablation(_feature_frame().assign(feature=8, activation=[0.0, 4.0, 0.0, 0.0]))
+    view.show(other, label="eight")
     assert view.feature_id == 8 and view.label == "eight" and view.act_max == 4.0
     assert view.top_logits == [] and view.attr_target == "t"  # the ranking stays
+    clicked: list[FeatureRef] = []
+    view.on_feature_click(clicked.append)
+    _send_from_page(view, {"type": "feature_click", "feature": 3})
+    assert clicked == [FeatureRef("s", 3)]  # a bare id is a feature of the view's own SAE
     with pytest.raises(SaekitError, match="one value per token \\(2\\)"):
         LogitAttribution(["a", "b"], [1.0], [0.0, 0.0], feature_id=0)
-    with pytest.raises(SaekitError, match="as many attributions"):
-        LogitAttribution(["a"], [1.0], [0.0], feature_id=0,
-                         ranking=AttributionRanking("t", [1, 2], [1.0], [1.0]))
 
 
 # --- UmapView ---------------------------------------------------------------------------
 
 
-def _coords() -> pd.DataFrame:
-    return pd.DataFrame({"sae": ["a", "a", "b", "b"], "feature": [0, 5, 0, 1],
-                         "x": [0.0, 1.0, 2.0, 3.5], "y": [1.0, 0.0, -1.0, 2.0]})
+def _coords() -> UmapMap:
+    return UmapMap(pd.DataFrame({"sae": ["a", "a", "b", "b"], "feature": [0, 5, 0, 1],
+                                 "x": [0.0, 1.0, 2.0, 3.5], "y": [1.0, 0.0, -1.0, 2.0]}))
 
 
 def test_umap_view_state_is_binary_buffers() -> None:
-    view = UmapView(_coords(), labels={("a", 5): HOSTILE[0], ("b", 1): "x"}, density=[0.5, 0.0, 1e-3, 0.25],
-                    cluster=[0, 1, 1, -1], color_by="density", title=HOSTILE[1])
+    view = UmapView.from_result(_coords(), labels={("a", 5): HOSTILE[0], FeatureRef("b", 1): "x"},
+                                density=[0.5, 0.0, 1e-3, 0.25], cluster=[0, 1, 1, -1], color_by="density",
+                                title=HOSTILE[1])
     state, buffers = view.view_state()
     assert state == {
         "title": HOSTILE[1], "sae_names": ["a", "b"], "labels": ["", HOSTILE[0], "", "x"],
         "has_density": True, "has_cluster": True, "color_by": "density", "highlight": [], "focus": None,
-        "selection": [], "requested_sae": "", "requested_feature": None,
+        "selection": [],
     }
     np.testing.assert_array_equal(from_bytes(buffers["point_sae"], "i4"), [0, 0, 1, 1])
     np.testing.assert_array_equal(from_bytes(buffers["point_feature"], "i4"), [0, 5, 0, 1])
@@ -226,23 +255,23 @@ def test_umap_view_state_is_binary_buffers() -> None:
                                   [[0, 1], [1, 0], [2, -1], [3.5, 2]])
     np.testing.assert_allclose(from_bytes(buffers["density"], "f4"), [0.5, 0, 1e-3, 0.25])
     np.testing.assert_array_equal(from_bytes(buffers["cluster"], "i4"), [0, 1, 1, -1])
-    plain = UmapView(_coords().assign(label=["p", "q", "r", "s"]))
+    plain = UmapView.from_result(UmapMap(_coords().frame.assign(label=["p", "q", "r", "s"])))
     assert plain.labels == ["p", "q", "r", "s"] and not plain.has_density
     assert plain.view_state()[1]["density"] == b""
 
 
 def test_umap_view_selection_clicks_highlight_and_text() -> None:
-    view = UmapView(_coords(), labels=["l0", "l1", "l2", HOSTILE[0]])
+    view = UmapView.from_result(_coords(), labels=["l0", "l1", "l2", HOSTILE[0]])
     view.selection = [3, 1]  # what the lasso sends
     sel = view.selected
     assert sel[["point", "sae", "feature", "label"]].values.tolist() == [
         [3, "b", 1, HOSTILE[0]], [1, "a", 5, "l1"]]
-    clicked: list[tuple[str, int]] = []
-    view.on_feature_click(lambda f: clicked.append((view.requested_sae, f)))
+    clicked: list[FeatureRef] = []
+    view.on_feature_click(clicked.append)
     _send_from_page(view, {"type": "feature_click", "feature": 1, "sae": "b"})
-    _send_from_page(view, {"type": "feature_click", "feature": 0, "sae": "nope"})  # sae ignored
+    _send_from_page(view, {"type": "feature_click", "feature": -1, "sae": "b"})  # ignored
     view.request_point(1)
-    assert clicked == [("b", 1), ("b", 0), ("a", 5)]
+    assert clicked == [FeatureRef("b", 1), FeatureRef("a", 5)]
     view.highlight_features([("a", 0), ("b", 1), ("zz", 3)], focus=("b", 1))
     assert view.highlight == [0, 3] and view.focus == 3 and view.index_of("a", 5) == 1
     assert view.to_text().splitlines() == [
@@ -263,28 +292,29 @@ def test_umap_view_selection_clicks_highlight_and_text() -> None:
 ])
 def test_umap_view_validation(kwargs, match) -> None:
     with pytest.raises(SaekitError, match=match):
-        UmapView(_coords(), **kwargs)
-    with pytest.raises(SaekitError, match="columns sae, feature, x, y; missing \\['y'\\]"):
-        UmapView(_coords().drop(columns="y"))
+        UmapView.from_result(_coords(), **kwargs)
+    with pytest.raises(SaekitError, match="shows a saekit.analysis.umap_coords"):
+        UmapView(_coords().frame)  # type: ignore[arg-type]
     with pytest.raises(SaekitError, match="No point for feature 9"):
-        UmapView(_coords()).index_of("a", 9)
+        UmapView.from_result(_coords()).index_of("a", 9)
 
 
 # --- FeatureSplitting -------------------------------------------------------------------
 
 
-def _tree() -> pd.DataFrame:
+def _tree() -> SplittingTree:
     rows = [(0, "s", 1, "m", 0, 0.9), (0, "s", 1, "m", 2, 0.6), (0, "s", 1, "m", 3, 0.3),
             (0, "s", 0, "m", 1, 0.8), (1, "m", 0, "l", 5, 0.7), (1, "m", 2, "l", 4, 0.95),
             (1, "m", 2, "l", 6, 0.5), (1, "m", 1, "l", 7, 0.4)]
-    return pd.DataFrame(rows, columns=["level", "parent_sae", "parent", "child_sae", "child", "cosine"])
+    frame = pd.DataFrame(rows, columns=["level", "parent_sae", "parent", "child_sae", "child", "cosine"])
+    return SplittingTree(frame, "s")
 
 
 def test_splitting_from_tree_walks_children_by_cosine() -> None:
     def describe(sae: str, f: int) -> SplitNode:
-        return SplitNode(sae, f, f"{sae}{f}", [CardExample(["x", HOSTILE[0]], [0.0, 1.0])], max_act=2.0)
+        return SplitNode(sae, f, f"{sae}{f}", [_example(["x", HOSTILE[0]], [0.0, 1.0])], max_act=2.0)
 
-    view = FeatureSplitting.from_tree(_tree(), ("s", 1), describe=describe, max_children=2)
+    view = FeatureSplitting.from_result(_tree(), ("s", 1), describe=describe, max_children=2)
     assert view.features() == [("s", 1), ("m", 0), ("m", 2), ("l", 5), ("l", 4), ("l", 6)]
     assert view.edges == [[0, 1, 0.9], [0, 2, 0.6], [1, 3, 0.7], [2, 4, 0.95], [2, 5, 0.5]]
     state, buffers = view.view_state()
@@ -302,21 +332,21 @@ def test_splitting_from_tree_walks_children_by_cosine() -> None:
         "   ├─ l #4 (cos 0.95) 'l4'",
         "   └─ l #6 (cos 0.5) 'l6'",
     ])
-    assert FeatureSplitting.from_tree(_tree(), ("s", 1), depth=1).features() == [
+    assert FeatureSplitting.from_result(_tree(), ("s", 1), depth=1).features() == [
         ("s", 1), ("m", 0), ("m", 2), ("m", 3)]
 
 
 def test_splitting_link_to_umap_both_ways() -> None:
-    view = FeatureSplitting.from_tree(_tree(), ("s", 1), max_children=2)
+    view = FeatureSplitting.from_result(_tree(), ("s", 1), max_children=2)
     coords = pd.DataFrame({"sae": ["s", "s", "m", "m", "m", "l", "l"], "feature": [0, 1, 0, 1, 2, 4, 5],
                            "x": np.arange(7.0), "y": np.zeros(7)})
-    umap = UmapView(coords)
+    umap = UmapView.from_result(UmapMap(coords))
     assert view.link(umap) is view
     assert umap.highlight == [1, 2, 4, 6, 5] and umap.focus == 1  # ("l", 6) has no point
-    clicked: list[tuple[str, int]] = []
-    view.on_feature_click(lambda f: clicked.append((view.requested_sae, f)))
-    _send_from_page(view, {"type": "feature_click", "feature": 2, "node": 2, "sae": "m"})
-    assert view.selected == 2 and clicked == [("m", 2)] and umap.focus == 4
+    clicked: list[FeatureRef] = []
+    view.on_feature_click(clicked.append)
+    _send_from_page(view, {"type": "feature_click", "feature": 2, "node": 2})
+    assert view.selected == 2 and clicked == [FeatureRef("m", 2)] and umap.focus == 4
     umap.request_point(5)  # a click in the UMAP on ("l", 4) selects its node here
     assert view.selected == view.node_index("l", 4) == 4 and umap.focus == 5
     umap.request_point(0)  # ("s", 0) is not in the tree: nothing changes
@@ -325,9 +355,9 @@ def test_splitting_link_to_umap_both_ways() -> None:
 
 def test_splitting_errors() -> None:
     with pytest.raises(SaekitError, match="'l' is never a parent"):
-        FeatureSplitting.from_tree(_tree(), ("l", 5))
+        FeatureSplitting.from_result(_tree(), ("l", 5))
     with pytest.raises(SaekitError, match="must return SplitNode\\('s', 1"):
-        FeatureSplitting.from_tree(_tree(), ("s", 1), describe=lambda s, f: SplitNode(s, f + 1))
+        FeatureSplitting.from_result(_tree(), ("s", 1), describe=lambda s, f: SplitNode(s, f + 1))
     with pytest.raises(SaekitError, match="point outside the 1 nodes"):
         FeatureSplitting([SplitNode("s", 1)], [(0, 3, 0.5)])
     with pytest.raises(SaekitError, match="not among columns"):
@@ -342,9 +372,9 @@ def _views() -> list:
                          label=HOSTILE[0], title=HOSTILE[1])
     la = LogitAttribution(HOSTILE, [0.0, 1, 2, 3], [0.0, -1, 1, 0], feature_id=2, label=HOSTILE[0],
                           top_logits=[(HOSTILE[1], 1.0)], feature_labels={5: HOSTILE[0]},
-                          ranking=AttributionRanking(HOSTILE[0], [5], [1.0], [2.0], token=1))
-    um = UmapView(_coords(), labels=HOSTILE, title=HOSTILE[0])
-    sp = FeatureSplitting([SplitNode(HOSTILE[0], 1, HOSTILE[1], [CardExample(HOSTILE, [0.0, 1, 2, 3])]),
+                          ranking=_ranking(HOSTILE[0], [5], [1.0], [2.0], token=1))
+    um = UmapView.from_result(_coords(), labels=HOSTILE, title=HOSTILE[0])
+    sp = FeatureSplitting([SplitNode(HOSTILE[0], 1, HOSTILE[1], [_example(HOSTILE, [0.0, 1, 2, 3])]),
                            SplitNode("m", 2, HOSTILE[0])], [(0, 1, 0.5)], title=HOSTILE[0])
     return [ca, la, um, sp]
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from saekit._html import escape, json_for_script, text_table, visible_token
+from saekit.analysis.results import LogitEffects, Neighbours
+from saekit.analysis.stats import Example, FeatureView, QuantileBin
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets import TokenDoc, TokenHighlight, _bundle
 from saekit.widgets._base import as_bytes, from_bytes
 
@@ -164,66 +169,63 @@ def test_token_highlight_validation(docs, ids, match) -> None:
 
 
 def test_feature_click_message_reaches_handlers() -> None:
-    view = TokenHighlight(_docs(), feature_ids=[3, 4])
-    seen: list[int] = []
+    view = TokenHighlight(_docs(), feature_ids=[3, 4], title="topk-8")
+    seen: list[FeatureRef] = []
     view.on_feature_click(seen.append)
     _send_from_page(view, {"type": "feature_click", "feature": 9})
     _send_from_page(view, {"type": "feature_click", "feature": 9})  # same id again
     _send_from_page(view, {"type": "feature_click", "feature": "9"})  # ignored
     _send_from_page(view, {"type": "other", "feature": 1})
-    assert seen == [9, 9] and view.requested_feature == 9
+    ref = FeatureRef("topk-8", 9)  # a bare id is a feature of the view's own SAE (its title)
+    assert seen == [ref, ref] and view.requested == ref
     view.on_feature_click(seen.append, remove=True)
-    view.request_feature(2)
-    assert seen == [9, 9] and view.requested_feature == 2
+    view.request_feature(FeatureRef("other", 2))
+    assert seen == [ref, ref] and view.requested == FeatureRef("other", 2)
 
 
 # --- FeatureCard ------------------------------------------------------------------------
 
 
-def _card_payload() -> dict:
-    return {
-        "feature_id": 42,
-        "density": 0.0125,
-        "max_act": 4.0,
-        "mean_act": 1.5,
-        "label": HOSTILE[1],
-        "sae_name": "toy",
-        "top_examples": [
-            {"tokens": ["<bos>", " a", HOSTILE[0]], "acts": [5.0, 1.0, 4.0], "mask": [1, 0, 0]},
-            ([" b", "\n"], np.array([2.0, 0.0])),
-        ],
-        "quantiles": [("0.0 – 0.5 of max", [([" c"], [0.5])])],
-        "histogram": {"edges": [0, 1, 2, 4], "counts": [10, 5, 1], "xlabel": "activation"},
-        "top_logits": [(" cats", 1.25), ('"', 0.5)],
-        "bottom_logits": [(" dog", -0.75)],
-        "neighbours": [(7, 0.5), (9, -0.25)],
-        "extra_stats": {"l0 share": 0.1},
-    }
+def _example(tokens: list[str], acts: list[float]) -> Example:
+    return Example(0, 0, max(acts), tuple(tokens), np.zeros(len(tokens), np.int64),
+                   np.asarray(acts, np.float32), int(np.argmax(acts)))
+
+
+def _card_view(feature: int = 42) -> FeatureView:
+    logits = pd.DataFrame({"feature": feature, "direction": ["top", "top", "bottom"], "rank": [0, 1, 0],
+                           "token_id": [1, 2, 3], "token": [" cats", '"', " dog"],
+                           "logit": [1.25, 0.5, -0.75]})
+    near = pd.DataFrame({"feature": feature, "rank": [0, 1], "neighbour": [7, 9], "cosine": [0.5, -0.25]})
+    return FeatureView(
+        sae="toy", feature=feature, density=0.0125, max_act=4.0, mean_act=0.5, mean_active_act=1.5,
+        n_active=12, top=(_example([" a", HOSTILE[0]], [1.0, 4.0]), _example([" b", "\n"], [2.0, 0.0])),
+        quantiles=(QuantileBin(0, 0.0, 2.0, (_example([" c"], [0.5]),)), QuantileBin(1, 2.0, 4.0, ())),
+        random=(), hist_edges=np.array([0.0, 1, 2, 4]), hist_counts=np.array([10.0, 5, 1]),
+        label=HOSTILE[1], logits=LogitEffects(logits, "toy"), neighbours=Neighbours(near, "toy"),
+    )
 
 
 def test_feature_card_synced_state_snapshot() -> None:
     from saekit.widgets import FeatureCard
 
-    card = FeatureCard(_card_payload())
+    card = FeatureCard.from_result(_card_view())
     state, buffers = card.view_state()
     assert state == {
         "feature_id": 42,
         "label": HOSTILE[1],
         "sae_name": "toy",
-        "stats": [["density", 0.0125, "pct"], ["max", 4.0, "num"], ["mean", 1.5, "num"],
-                  ["l0 share", 0.1, "num"]],
-        "groups": ["Top activations", "0.0 – 0.5 of max"],
-        "ex_tokens": [["<bos>", " a", HOSTILE[0]], [" b", "\n"], [" c"]],
+        "stats": [["density", 0.0125, "pct"], ["max", 4.0, "num"], ["mean", 1.5, "num"]],
+        "groups": ["Top activations", "0 – 2"],
+        "ex_tokens": [[" a", HOSTILE[0]], [" b", "\n"], [" c"]],
         "ex_group": [0, 0, 1],
         "scale_max": 4.0,
-        "hist_xlabel": "activation",
+        "hist_xlabel": "log10 activation",
         "top_logits": [[" cats", 1.25], ['"', 0.5]],
         "bottom_logits": [[" dog", -0.75]],
         "neighbours": [[7, 0.5], [9, -0.25]],
-        "requested_feature": None,
     }
-    np.testing.assert_array_equal(from_bytes(buffers["ex_acts"], "f4"), [5, 1, 4, 2, 0, 0.5])
-    np.testing.assert_array_equal(from_bytes(buffers["ex_mask"], "u1"), [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(from_bytes(buffers["ex_acts"], "f4"), [1, 4, 2, 0, 0.5])
+    np.testing.assert_array_equal(from_bytes(buffers["ex_mask"], "u1"), [0, 0, 0, 0, 0])
     np.testing.assert_array_equal(from_bytes(buffers["hist_edges"], "f8"), [0, 1, 2, 4])
     np.testing.assert_array_equal(from_bytes(buffers["hist_counts"], "f8"), [10, 5, 1])
 
@@ -231,16 +233,16 @@ def test_feature_card_synced_state_snapshot() -> None:
 def test_feature_card_text_form() -> None:
     from saekit.widgets import FeatureCard
 
-    lines = FeatureCard(_card_payload()).to_text().splitlines()
+    lines = FeatureCard.from_result(_card_view()).to_text().splitlines()
     assert lines[:6] == [
         "Feature #42 · toy · <img src=x onerror=alert(1)>",
-        "density 1.25% · max 4 · mean 1.5 · l0 share 0.1",
+        "density 1.25% · max 4 · mean 1.5",
         "Top activations:",
-        "       4  ⟦<bos>⟧[ a:1][<script>alert(1)</script>:4]",
+        "       4  [ a:1][<script>alert(1)</script>:4]",
         "       2  [ b:2]↵",
-        "0.0 – 0.5 of max:",
+        "0 – 2:",
     ]
-    assert lines[7] == "Histogram (activation):"
+    assert lines[7] == "Histogram (log10 activation):"
     assert lines[8].split() == ["0", "–", "1", "████████████████████████", "10"]
     assert lines[-3:] == [
         "Top logits: ' cats' 1.25, '\"' 0.5",
@@ -250,33 +252,26 @@ def test_feature_card_text_form() -> None:
 
 
 def test_feature_card_update_and_click() -> None:
-    from saekit.widgets import FeatureCard, FeatureCardData
+    from saekit.widgets import FeatureCard
 
-    card = FeatureCard(FeatureCardData(feature_id=1))
-    assert card.to_text() == "Feature #1\n(no stats)"
-    opened: list[int] = []
-    card.on_feature_click(lambda f: card.update({**_card_payload(), "feature_id": f}))
+    card = FeatureCard.from_result(_card_view(1))
+    opened: list[FeatureRef] = []
+    card.on_feature_click(lambda ref: card.update(_card_view(ref.feature)))
     card.on_feature_click(opened.append)
     _send_from_page(card, {"type": "feature_click", "feature": 7})
-    assert opened == [7] and card.feature_id == 7 and card.requested_feature == 7
+    assert opened == [FeatureRef("toy", 7)] == [card.requested] and card.feature_id == 7
     assert card.scale_max == 4.0 and len(card.examples()) == 3
 
 
-@pytest.mark.parametrize(
-    ("payload", "match"),
-    [
-        ({"feature_id": 1, "nope": 2}, "Unknown feature-card fields \\['nope'\\]"),
-        ({"feature_id": 1, "top_examples": [(["a", "b"], [1.0])]}, "one value per token \\(2\\)"),
-        ({"feature_id": 1, "histogram": {"edges": [0, 1], "counts": [1, 2]}}, "n_bins \\+ 1 edges"),
-        ({"feature_id": 1, "histogram": {"edges": [0, 2, 1], "counts": [1, 2]}}, "increase"),
-    ],
-)
-def test_feature_card_validation(payload, match) -> None:
+def test_feature_card_validation() -> None:
     from saekit.widgets import FeatureCard
 
-    with pytest.raises(SaekitError, match=match):
-        FeatureCard(payload)
-    with pytest.raises(SaekitError, match="FeatureCardData or a dict"):
+    with pytest.raises(SaekitError, match="one value per token \\(2\\)"):
+        FeatureCard.from_result(dataclasses.replace(_card_view(), top=(dataclasses.replace(
+            _example(["a", "b"], [1.0, 2.0]), acts=np.array([1.0])),)))
+    with pytest.raises(SaekitError, match="n_bins \\+ 1 edges"):
+        FeatureCard.from_result(dataclasses.replace(_card_view(), hist_edges=np.array([0.0, 1.0])))
+    with pytest.raises(SaekitError, match="shows a FeatureView"):
         FeatureCard(42)  # type: ignore[arg-type]
 
 
@@ -346,13 +341,13 @@ def test_steering_errors_and_custom_code() -> None:
             raise RuntimeError("model exploded")
         return "only one string"  # type: ignore[return-value]
 
-    view = Steering(broken, [1], prompt="p", mode="multiply",
-                    code_fn=lambda p, c: f"saekit.steer({p!r}, {c!r}, mode='multiply')")
+    view = Steering(broken, [1], prompt="p", mode="scale",
+                    code_fn=lambda p, c: f"saekit.steer({p!r}, {c!r}, mode='scale')")
     assert view.wait(5)
     assert "must return (baseline_text, steered_text)" in view.error
     view.values = [2.0]
     assert view.wait(5) and view.error == "generate_fn failed: RuntimeError: model exploded"
-    assert view.code == "saekit.steer('p', {1: 2.0}, mode='multiply')" and not view.busy
+    assert view.code == "saekit.steer('p', {1: 2.0}, mode='scale')" and not view.busy
     manual = Steering(_fake_generate, [1], prompt="p", auto=False)
     assert manual.wait(1) and manual.generation == 0
     _send_from_page(manual, {"type": "generate"})

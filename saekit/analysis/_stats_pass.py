@@ -1,4 +1,7 @@
-"""Driving the statistics pass: naming and checking SAEs, feeding batches to accumulators."""
+"""Driving the statistics pass: checking SAEs, feeding batches to accumulators.
+
+SAEs are named by :func:`saekit.ids.name_saes`, as everywhere.
+"""
 
 from __future__ import annotations
 
@@ -14,28 +17,6 @@ from saekit.errors import CompatibilityError, SaekitError
 from saekit.sae.base import SAE
 
 SAEs = SAE | Sequence[SAE] | Mapping[str, SAE]
-
-
-def named_saes(saes: SAEs) -> dict[str, SAE]:
-    """``{name: sae}``; unnamed SAEs are named by site, ``":i"`` added on clashes."""
-    if isinstance(saes, SAE):
-        saes = [saes]
-    if isinstance(saes, Mapping):
-        named = {str(k): v for k, v in saes.items()}
-    else:
-        saes = list(saes)
-        bases = [s.cfg.site or "sae" if isinstance(s, SAE) else "?" for s in saes]
-        clash = {b for b in bases if bases.count(b) > 1}
-        pairs = enumerate(zip(bases, saes, strict=True))
-        named = {(f"{b}:{i}" if b in clash else b): s for i, (b, s) in pairs}
-    if not named:
-        raise SaekitError("No SAEs given. Pass an SAE, a list of SAEs or a dict {name: sae}.")
-    bad = [k for k, v in named.items() if not isinstance(v, SAE)]
-    if bad:
-        raise SaekitError(
-            f"Entries {bad} are not saekit SAEs. Load foreign SAEs with saekit.load_sae(path)."
-        )
-    return named
 
 
 def check_model_saes(model: Any, named: Mapping[str, SAE]) -> None:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+
+from saekit._html import visible_token
+from saekit.analysis._result import Result
+from saekit.ids import FeatureRef
+
+if TYPE_CHECKING:
+    from saekit.analysis.results import LogitEffects, Neighbours
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,8 +47,17 @@ class Example:
             parts[self.max_index] = f"{mark[0]}{parts[self.max_index]}{mark[1]}"
         return "".join(parts)
 
-    def card_dict(self) -> dict[str, Any]:
-        return {"tokens": list(self.tokens), "acts": self.acts.astype(np.float32)}
+    def snippet(self, left: int = 8, right: int = 3) -> Example:
+        """A shorter window: ``left`` tokens before the example's own token, ``right`` after."""
+        lo, hi = max(0, self.max_index - left), self.max_index + right + 1
+        return dataclasses.replace(self, tokens=self.tokens[lo:hi], token_ids=self.token_ids[lo:hi],
+                                   acts=self.acts[lo:hi], max_index=self.max_index - lo)
+
+
+def peak_label(examples: Sequence[Example], n: int = 4) -> str:
+    """The distinct tokens the examples peak on most, e.g. ``"' Paris' · ' France'"``."""
+    counts = Counter(e.tokens[e.max_index] for e in examples if e.tokens)
+    return " · ".join(repr(visible_token(t)) for t, _ in counts.most_common(n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,14 +70,17 @@ class QuantileBin:
     examples: tuple[Example, ...]
 
 
-@dataclass(frozen=True, eq=False)
-class FeatureView:
-    """Everything the statistics pass knows about one feature.
+@dataclass(frozen=True, eq=False, repr=False)
+class FeatureView(Result):
+    """Everything known about one feature: what a feature card shows.
 
     ``hist_edges`` are log10 activation edges ``[n + 1]`` for ``hist_counts [n]``
-    (nonzero activations only). Build a widget card with
-    ``saekit.widgets.FeatureCardData.from_dict(view.card_dict())``.
+    (nonzero activations only). ``label`` defaults to the tokens its top examples peak
+    on; :meth:`with_parts` adds the logit effects and decoder neighbours. In a notebook
+    it shows itself as a :class:`~saekit.widgets.FeatureCard`.
     """
+
+    _view = "saekit.widgets.feature_card:FeatureCard"
 
     sae: str
     feature: int
@@ -71,27 +94,71 @@ class FeatureView:
     random: tuple[Example, ...]
     hist_edges: np.ndarray
     hist_counts: np.ndarray
+    label: str = ""
+    logits: LogitEffects | None = None
+    neighbours: Neighbours | None = None
 
-    def card_dict(self) -> dict[str, Any]:
-        """Plain dict of ``FeatureCardData`` fields (no widget import here)."""
-        out: dict[str, Any] = {
-            "feature_id": self.feature,
-            "sae_name": self.sae,
-            "density": self.density,
-            "max_act": self.max_act,
-            "mean_act": None if math.isnan(self.mean_active_act) else self.mean_active_act,
-            "top_examples": [e.card_dict() for e in self.top],
-            "quantiles": [
-                {"label": f"{q.lo:.3g} – {q.hi:.3g}", "examples": [e.card_dict() for e in q.examples]}
-                for q in reversed(self.quantiles) if q.examples
-            ],
-        }
-        if self.hist_counts.size:
-            out["histogram"] = {"edges": self.hist_edges, "counts": self.hist_counts,
-                                "xlabel": "log10 activation"}
-        return out
+    @property
+    def ref(self) -> FeatureRef:
+        return FeatureRef(self.sae, self.feature)
 
-    def __repr__(self) -> str:
+    @property
+    def features(self) -> list[int]:
+        return [self.feature]
+
+    @property
+    def refs(self) -> tuple[FeatureRef, ...]:
+        """This feature, then its neighbours."""
+        near = [FeatureRef(self.sae, f) for f, _ in self.neighbour_pairs()]
+        return (self.ref, *near)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Its examples, long: ``kind, bin, rank, doc, pos, activation, text``."""
+        rows = [("top", -1, i, e) for i, e in enumerate(self.top)]
+        rows += [("quantile", q.index, i, e) for q in self.quantiles for i, e in enumerate(q.examples)]
+        rows += [("random", -1, i, e) for i, e in enumerate(self.random)]
+        return pd.DataFrame([{"kind": k, "bin": b, "rank": i, "doc": e.doc, "pos": e.pos,
+                              "activation": e.activation, "text": e.text()} for k, b, i, e in rows],
+                            columns=["kind", "bin", "rank", "doc", "pos", "activation", "text"])
+
+    def with_parts(self, *, logits: LogitEffects | None = None, neighbours: Neighbours | None = None,
+                   label: str | None = None) -> FeatureView:
+        """A copy with logit effects, neighbours and/or a label added."""
+        return dataclasses.replace(self, logits=logits if logits is not None else self.logits,
+                                   neighbours=neighbours if neighbours is not None else self.neighbours,
+                                   label=self.label if label is None else label)
+
+    def quantile_share(self, match: str | Callable[[str], bool]) -> pd.DataFrame:
+        """Per activation interval, the share of sampled examples whose peak token matches.
+
+        The specificity check of Anthropic's *Towards Monosemanticity*: a feature for a
+        concept should fire on it across its whole range, not only at its maximum.
+
+        Args:
+            match: a word (compared stripped and lower-cased) or a predicate on the token string.
+
+        Returns:
+            DataFrame ``bin, lo, hi, n, share`` (bins without examples are left out).
+        """
+        test = match if callable(match) else (lambda tok, w=match.strip().lower(): tok.strip().lower() == w)
+        rows = []
+        for q in self.quantiles:
+            hits = [bool(test(e.tokens[e.max_index])) for e in q.examples]
+            if hits:
+                share = float(np.mean(hits))
+                rows.append({"bin": q.index, "lo": q.lo, "hi": q.hi, "n": len(hits), "share": share})
+        return pd.DataFrame(rows, columns=["bin", "lo", "hi", "n", "share"])
+
+    def logit_pairs(self) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """``(top, bottom)`` ``(token, logit)`` pairs (empty without logit effects)."""
+        return self.logits.pairs(self.feature) if self.logits is not None else ([], [])
+
+    def neighbour_pairs(self) -> list[tuple[int, float]]:
+        """``(feature, cosine)`` of its nearest decoder directions (empty without them)."""
+        return self.neighbours.pairs(self.feature) if self.neighbours is not None else []
+
+    def to_text(self) -> str:
         lines = [
             f"Feature {self.feature} of {self.sae}: density {100 * self.density:.4g}% "
             f"({self.n_active} tokens), max {self.max_act:.4g}, mean {self.mean_act:.4g}, "
@@ -105,6 +172,12 @@ class FeatureView:
         if self.random:
             lines += ["Random active examples:"]
             lines += [f"  {e.activation:8.3f}  {e.text()!r}" for e in self.random]
+        top, bottom = self.logit_pairs()
+        if top or bottom:
+            lines.append("Top logits: " + ", ".join(f"{t!r} {v:.3g}" for t, v in top))
+            lines.append("Bottom logits: " + ", ".join(f"{t!r} {v:.3g}" for t, v in bottom))
+        if self.neighbours is not None:
+            lines.append("Neighbours: " + ", ".join(f"#{f} ({c:.3g})" for f, c in self.neighbour_pairs()))
         return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from saekit import _storage
+from saekit.analysis.results import UmapMap
 from saekit.errors import FormatError, SaekitError
 
 log = logging.getLogger("saekit")
@@ -70,15 +71,18 @@ def warm_umap() -> float:
 
 
 def _named_dirs(saes: Any) -> list[tuple[str, np.ndarray]]:
+    """``(name, unit directions)``: SAEs named by :func:`saekit.ids.name_saes`, bare
+    decoder matrices ``"W_dec"``, ``"W_dec-2"``..."""
     from saekit.analysis.geometry import unit_directions
+    from saekit.ids import name_saes
     from saekit.sae.base import SAE
 
     if isinstance(saes, (SAE, torch.Tensor)):
         saes = [saes]
-    items = list(saes.items()) if isinstance(saes, Mapping) else [
-        (s.cfg.site or "sae" if isinstance(s, SAE) else "sae", s) for s in saes]
-    if len({n for n, _ in items}) != len(items):
-        items = [(f"{n}:{i}", s) for i, (n, s) in enumerate(items)]
+    if isinstance(saes, Mapping) or all(isinstance(s, SAE) for s in saes):
+        items = list(name_saes(saes).items()) if not isinstance(saes, Mapping) else list(saes.items())
+    else:
+        items = [(f"W_dec-{i + 1}" if i else "W_dec", s) for i, s in enumerate(saes)]
     return [(str(n), unit_directions(s).cpu().numpy()) for n, s in items]
 
 
@@ -125,7 +129,7 @@ def umap_coords(
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None | Literal[False] = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> UmapMap:
     """2-D UMAP of decoder directions, fitted jointly over all dictionaries given.
 
     Args:
@@ -138,7 +142,7 @@ def umap_coords(
         progress: show a progress bar while fitting.
 
     Returns:
-        DataFrame ``sae, feature, x, y``.
+        A :class:`~saekit.analysis.results.UmapMap`; its ``frame`` is ``sae, feature, x, y``.
 
     Example:
         >>> warm_umap()
@@ -159,12 +163,13 @@ def umap_coords(
     else:  # a broken entry is fitted again, with a one-line note
         xy = _storage.load_or_rebuild(entry, lambda e: _load_xy(e, n), lambda e: _save_xy(e, fit()),
                                       "cached UMAP coordinates")
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "sae": np.concatenate([[name] * len(d) for name, d in named]),
         "feature": np.concatenate([np.arange(len(d)) for d in dirs]),
         "x": xy[:, 0].astype(np.float64),
         "y": xy[:, 1].astype(np.float64),
     })
+    return UmapMap(frame, named[0][0])
 
 
 def _fit_with_progress(points: np.ndarray, k: int, min_dist: float, seed: int, progress: bool) -> np.ndarray:

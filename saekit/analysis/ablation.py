@@ -9,8 +9,8 @@
   after the SAE's site.
 
 Example:
-    >>> df = saekit.analysis.ablate_context(model, sae, "The Eiffel Tower is in", 123)
-    >>> df.sort_values("delta").head(3)            # tokens the feature needs most
+    >>> r = saekit.analysis.ablate_context(model, sae, "The Eiffel Tower is in", 123)
+    >>> r.frame.sort_values("delta").head(3)            # tokens the feature needs most
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from tqdm.auto import tqdm
 from saekit.analysis._batching import chunks, pad_id, pad_right, rowwise, site_at
 from saekit.analysis._checks import Context, feature_ids, one_token, sae_site, special_mask, token_ids
 from saekit.analysis._cost import check_cost
+from saekit.analysis.results import ContextEffects, FeatureAblation
 from saekit.errors import SaekitError
+from saekit.ids import sae_name
 from saekit.model import Edit, Model
 from saekit.sae.base import SAE
 from saekit.splice import sae_edit
@@ -44,7 +46,7 @@ def ablate_feature(
     *,
     include_special: bool = False,
     batch_size: int = 8,
-) -> pd.DataFrame:
+) -> FeatureAblation:
     """Per-token effect of ablating features on the next-token log-likelihood.
 
     Row 0 of each batch runs the clean context; row ``r`` runs it with feature
@@ -61,25 +63,28 @@ def ablate_feature(
         batch_size: features per forward pass.
 
     Returns:
-        Long DataFrame, one row per (feature, position): ``feature, pos, token_id,
-        token, activation`` (the feature's code at ``pos``), ``next_token_id,
+        A :class:`~saekit.analysis.results.FeatureAblation` whose ``frame`` has one row
+        per (feature, position): ``feature, pos, token_id, token, activation`` (the
+        feature's code at ``pos``), ``next_token_id,
         next_token, logprob_clean, logprob_ablated`` (log p of token ``pos+1``) and
         ``delta = logprob_ablated - logprob_clean``. The last position has no next
         token (-1, "" and NaN).
 
     Example:
-        >>> df = ablate_feature(model, sae, "The cat sat on the mat", [3, 9])
+        >>> df = ablate_feature(model, sae, "The cat sat on the mat", [3, 9]).frame
         >>> df[df.feature == 3].nsmallest(3, "delta")      # tokens the feature helps predict
     """
     site = sae_site(model, sae)
     feats = feature_ids(sae, features)
     ids = token_ids(model, context, min_len=2)  # [T]
-    where = None if include_special else ~special_mask(model, ids)[None]  # [1, T]
+    special = special_mask(model, ids)  # [T]
+    where = None if include_special else ~special[None]  # [1, T]
     parts = [_feature_chunk(model, sae, site, ids, feats[s], where) for s in chunks(len(feats), batch_size)]
     codes = parts[0][0]  # [T, d_sae] clean codes
     clean = parts[0][1][0]  # [T-1]
     ablated = torch.cat([p[1][1:] for p in parts])  # [n_feat, T-1]
-    return _feature_frame(model, ids, feats, codes, clean, ablated)
+    frame = _feature_frame(model, ids, feats, codes, clean, ablated)
+    return FeatureAblation(frame, sae_name(sae), special=special.numpy())
 
 
 def _feature_chunk(model: Model, sae: SAE, site: str, ids: Tensor, feats: list[int],
@@ -127,7 +132,7 @@ def ablate_context(
     batch_size: int | None = 256,
     progress: bool = True,
     max_seconds: float | None = None,
-) -> pd.DataFrame:
+) -> ContextEffects:
     """Change of the features' activation at the last position when each context token goes.
 
     For every context token ``i`` but the last, a variant of the context either lacks
@@ -154,14 +159,15 @@ def ablate_context(
             (:class:`~saekit.errors.SaekitWarning`) above ``_cost.WARN_SECONDS``.
 
     Returns:
-        Long DataFrame, one row per (feature, ablated position): ``feature, pos,
+        A :class:`~saekit.analysis.results.ContextEffects` (``tokens``: the whole
+        context) whose ``frame`` has one row per (feature, ablated position): ``feature, pos,
         token_id, token, activation_full`` (at the last position, full context),
         ``activation_without`` (with token ``pos`` removed/replaced) and
         ``delta = activation_without - activation_full`` (negative: the feature needs
         that token).
 
     Example:
-        >>> df = ablate_context(model, sae, "The Eiffel Tower is in", 123)
+        >>> df = ablate_context(model, sae, "The Eiffel Tower is in", 123).frame
         >>> df.loc[df.delta.idxmin(), "token"]
         ' Eiffel'
     """
@@ -173,7 +179,8 @@ def ablate_context(
                fix="Pass a shorter context (e.g. the last 64 tokens before the token of interest).")
     rows = [ids] + _variants(model, ids, positions, mode, replacement)
     acts = _last_codes(model, sae, site, rows, batch_size or len(rows), progress)  # [1 + n, n_feat]
-    return _context_frame(model, ids, positions, feats, acts[:, feats])
+    frame = _context_frame(model, ids, positions, feats, acts[:, feats])
+    return ContextEffects(frame, sae_name(sae), tuple(model.to_strings(ids)), mode)
 
 
 def _ablatable(model: Model, ids: Tensor, include_special: bool) -> list[int]:

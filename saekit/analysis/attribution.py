@@ -10,7 +10,7 @@ estimate against true ablations.
 
 Example:
     >>> att = saekit.analysis.attribute(model, sae, "The capital of France is", " Paris")
-    >>> att.head()                              # largest |attribution| first
+    >>> att.frame.head()                        # largest |attribution| first
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ from torch import Tensor
 
 from saekit.analysis._batching import rowwise
 from saekit.analysis._checks import Context, one_token, sae_site, special_mask, token_ids
+from saekit.analysis.results import Attribution
 from saekit.errors import SaekitError
+from saekit.ids import sae_name
 from saekit.model import Edit, Model
 from saekit.sae.base import SAE
 from saekit.splice import sae_edit
 
 #: A target: one token (id or single-token string), or a pair ``(a, b)`` for ``logit a - logit b``.
 Target = int | str | tuple[int | str, int | str]
-COLUMNS = ["site", "pos", "token_id", "token", "feature", "activation", "gradient", "attribution"]
+COLUMNS = ["sae", "site", "pos", "token_id", "token", "feature", "activation", "gradient", "attribution"]
 
 
 def attribute(
@@ -43,7 +45,7 @@ def attribute(
     *,
     pos: int = -1,
     include_special: bool = False,
-) -> pd.DataFrame:
+) -> Attribution:
     """Activation x gradient of a logit (or logit difference) for every active feature.
 
     The gradient of a code counts every path from it to the metric, through later
@@ -61,13 +63,14 @@ def attribute(
         include_special: also report features at special tokens (BOS).
 
     Returns:
-        DataFrame ``site, pos, token_id, token, feature, activation, gradient,
+        An :class:`~saekit.analysis.results.Attribution` whose ``frame`` is ``sae, site,
+        pos, token_id, token, feature, activation, gradient,
         attribution`` with one row per non-zero code at positions ``<= pos``, sorted by
         ``|attribution|``, largest first. ``attribution`` is ``activation * gradient``;
         ablating the code changes the metric by about ``-attribution``.
 
     Example:
-        >>> attribute(model, [sae_a, sae_b], "1 + 1 =", (" 2", " 3")).head(10)
+        >>> attribute(model, [sae_a, sae_b], "1 + 1 =", (" 2", " 3")).frame.head(10)
     """
     saes, sites = _sites(model, saes)
     ids = token_ids(model, context)
@@ -81,10 +84,21 @@ def attribute(
     keep = torch.arange(ids.numel()) <= p
     if not include_special:
         keep &= ~special_mask(model, ids)
-    frames = [_frame(model, ids, site, codes[site][0], g, keep) for site, g in zip(sites, grads, strict=True)]
+    frames = [_frame(model, ids, site, codes[site][0], g, keep).assign(sae=sae_name(sae))
+              for sae, site, g in zip(saes, sites, grads, strict=True)]
     df = pd.concat(frames, ignore_index=True)
     order = np.argsort(-df["attribution"].abs().to_numpy(), kind="stable")
-    return df.iloc[order].reset_index(drop=True)[COLUMNS]
+    token = p + 1 if p + 1 < ids.numel() else None
+    return Attribution(df.iloc[order].reset_index(drop=True)[COLUMNS], sae_name(saes[0]),
+                       _target_text(model, target, ids, p), token)
+
+
+def _target_text(model: Model, target: Target, ids: Tensor, p: int) -> str:
+    """What is predicted, in words: ``"' Paris' at position 6"``, ``"' 2' - ' 3' after the text"``."""
+    targets = target if isinstance(target, tuple) else (target,)
+    names = [model.to_strings([one_token(model, t)])[0] for t in targets]
+    where = f"at position {p + 1}" if p + 1 < ids.numel() else "after the text"
+    return " - ".join(repr(n) for n in names) + f" {where}"
 
 
 def _sites(model: Model, saes: SAE | Sequence[SAE]) -> tuple[list[SAE], list[str]]:
@@ -136,7 +150,7 @@ def _frame(model: Model, ids: Tensor, site: str, codes: Tensor, grad: Tensor | N
     strings = model.to_strings(ids)
     act, g = codes[p, f], grad[p, f]
     return pd.DataFrame({
-        "site": site, "pos": p.numpy(), "token_id": ids[p].numpy(),
+        "sae": "", "site": site, "pos": p.numpy(), "token_id": ids[p].numpy(),
         "token": [strings[i] for i in p.tolist()], "feature": f.numpy(),
         "activation": act.numpy(), "gradient": g.numpy(), "attribution": (act * g).numpy(),
     }, columns=COLUMNS)
@@ -189,7 +203,7 @@ def check_attributions(
         0.97
     """
     saes_l, sites = _sites(model, saes)
-    att = attribute(model, saes_l, context, target, pos=pos, include_special=include_special).head(top)
+    att = attribute(model, saes_l, context, target, pos=pos, include_special=include_special).frame.head(top)
     if att.empty:
         raise SaekitError("No active features to check: every code is 0 at the positions considered.")
     ids = token_ids(model, context)

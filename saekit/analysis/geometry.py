@@ -6,7 +6,7 @@ a few hundred MB.
 
 Example:
     >>> from saekit.analysis.geometry import max_cosine, neighbours
-    >>> neighbours(sae, 123, k=5)                  # feature, rank, neighbour, cosine
+    >>> neighbours(sae, 123, k=5).frame            # feature, rank, neighbour, cosine
     >>> mcs = max_cosine(sae_a, sae_b)             # both directions
     >>> mcs.groupby("sae")["max_cosine"].mean()
 """
@@ -23,10 +23,13 @@ from torch import Tensor
 
 from saekit import _boundary
 from saekit.analysis._umap import umap_coords, warm_umap
+from saekit.analysis.results import Neighbours, SplittingTree, UmapMap
 from saekit.errors import CompatibilityError, SaekitError
+from saekit.ids import name_saes, sae_name
 from saekit.sae.base import SAE
 
-__all__ = ["max_cosine", "match_features", "neighbours", "umap_coords", "unit_directions", "warm_umap"]
+__all__ = ["cluster_points", "max_cosine", "max_cosine_to_smallest", "match_features", "neighbours",
+           "umap_coords", "unit_directions", "warm_umap"]
 
 Dictionary = SAE | Tensor
 _BLOCK = 2**24  # elements of the largest temporary similarity block (64 MB in float32)
@@ -54,7 +57,7 @@ def _feature_list(features: int | Sequence[int] | None, d_sae: int) -> Tensor:
     return feats.long()
 
 
-def neighbours(sae: Dictionary, features: int | Sequence[int] | None = None, k: int = 10) -> pd.DataFrame:
+def neighbours(sae: Dictionary, features: int | Sequence[int] | None = None, k: int = 10) -> Neighbours:
     """Nearest features by decoder cosine similarity (the feature itself excluded).
 
     Args:
@@ -63,7 +66,8 @@ def neighbours(sae: Dictionary, features: int | Sequence[int] | None = None, k: 
         k: neighbours per feature (at most ``d_sae - 1``).
 
     Returns:
-        DataFrame ``feature, rank, neighbour, cosine`` (rank 0 = most similar).
+        :class:`~saekit.analysis.results.Neighbours`; its ``frame`` is ``feature, rank,
+        neighbour, cosine`` (rank 0 = most similar). A bare matrix is named ``"W_dec"``.
 
     Example:
         >>> neighbours(sae, [3, 7], k=2)
@@ -83,12 +87,13 @@ def neighbours(sae: Dictionary, features: int | Sequence[int] | None = None, k: 
         vals.append(v)
         idx.append(i)
     v, i = torch.cat(vals), torch.cat(idx)  # [n, k]
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "feature": feats.repeat_interleave(k).numpy(),
         "rank": np.tile(np.arange(k), len(feats)),
         "neighbour": i.reshape(-1).numpy(),
         "cosine": v.reshape(-1).numpy().astype(np.float64),
     })
+    return Neighbours(frame, sae_name(sae) if isinstance(sae, SAE) else "W_dec")
 
 
 def _max_both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -149,10 +154,7 @@ def _mcs_frame(name: str, other: str, val: Tensor, idx: Tensor) -> pd.DataFrame:
 
 
 def _named(saes: Mapping[str, SAE] | Sequence[SAE]) -> list[tuple[str, SAE]]:
-    items = list(saes.items()) if isinstance(saes, Mapping) else [(f"d{s.d_sae}", s) for s in saes]
-    names = [n for n, _ in items]
-    if len(set(names)) != len(names):
-        items = [(f"{n}:{i}", s) for i, (n, s) in enumerate(items)]
+    items = list(name_saes(saes).items())  # the one naming rule
     if len(items) < 2:
         raise SaekitError("match_features needs 2 or more SAEs of increasing size.")
     return sorted(items, key=lambda kv: kv[1].d_sae)
@@ -164,7 +166,7 @@ def match_features(
     *,
     min_cosine: float | None = None,
     batch_size: int = 1024,
-) -> pd.DataFrame:
+) -> SplittingTree:
     """Splitting tree across dictionary sizes: each feature's parent in the next smaller one.
 
     Dictionaries are ordered by ``d_sae``. Every feature of a larger dictionary is
@@ -173,21 +175,22 @@ def match_features(
     2023; Bussmann et al. 2024).
 
     Args:
-        saes: ``{name: sae}`` or a list (named ``"d<d_sae>"``), 2 or more.
+        saes: ``{name: sae}`` or a list (named by :func:`saekit.ids.sae_name`), 2 or more.
         acts: optional activations at the SAEs' site, ``[n_tokens, d_in]`` or a
             :class:`saekit.Activations`; adds co-activation columns that check the match.
         min_cosine: drop edges below this decoder cosine.
         batch_size: tokens encoded at a time for co-activation.
 
     Returns:
-        DataFrame ``level, parent_sae, parent, child_sae, child, cosine, n_children``,
+        :class:`~saekit.analysis.results.SplittingTree`; its ``frame`` is ``level,
+        parent_sae, parent, child_sae, child, cosine, n_children``,
         plus with ``acts``: ``parent_active, child_active, both_active``
         (token counts), ``p_child_given_parent``, ``p_parent_given_child`` and
         ``corr`` (Pearson correlation of the two activations over tokens).
 
     Example:
         >>> tree = match_features({"1k": s1, "4k": s4, "16k": s16}, acts=acts)
-        >>> tree.query("parent_sae == '1k' and parent == 12")
+        >>> tree.frame.query("parent_sae == '1k' and parent == 12")
     """
     items = _named(saes)
     frames = []
@@ -206,7 +209,7 @@ def match_features(
             x = _acts_for(acts, p_sae)
             frame = frame.assign(**_coactivation(p_sae, c_sae, x, frame, batch_size))
         frames.append(frame.reset_index(drop=True))
-    return pd.concat(frames, ignore_index=True)
+    return SplittingTree(pd.concat(frames, ignore_index=True), items[0][0])
 
 
 def _acts_for(acts: Any, sae: SAE) -> Tensor:
@@ -242,3 +245,28 @@ def _coactivation(p_sae: SAE, c_sae: SAE, x: Tensor, edges: pd.DataFrame, batch_
             "p_parent_given_child": np.where(n_c > 0, n_pc / np.maximum(n_c, 1), np.nan),
             "corr": corr,
         }
+
+
+def cluster_points(points: UmapMap, k: int, seed: int = 0) -> np.ndarray:
+    """``[n_points]`` k-means cluster ids of a UMAP's 2-D points (scikit-learn)."""
+    from sklearn.cluster import KMeans
+
+    xy = points.frame[["x", "y"]].to_numpy(np.float64)
+    return KMeans(n_clusters=min(int(k), len(xy)), n_init=4, random_state=seed).fit_predict(xy)
+
+
+def max_cosine_to_smallest(saes: Mapping[str, SAE] | Sequence[SAE]) -> dict[str, pd.Series]:
+    """Max cosine of each larger dictionary's decoder directions to the smallest one's.
+
+    Returns ``{"<larger> vs <smallest>": max_cosine per feature of <larger>}`` (for
+    :func:`saekit.plots.max_cosine_histograms`).
+    """
+    items = sorted(name_saes(saes).items(), key=lambda kv: kv[1].d_sae)
+    if len(items) < 2:
+        raise SaekitError(f"Need two SAEs or more to compare; got {len(items)}.")
+    base_name, base = items[0]
+    groups = {}
+    for name, sae in items[1:]:
+        mcs = max_cosine(sae, base, names=(name, base_name))
+        groups[f"{name} vs {base_name}"] = mcs.loc[mcs["sae"] == name, "max_cosine"]
+    return groups

@@ -5,7 +5,7 @@ embedding) says which next tokens the feature pushes up and which it pushes down
 when it writes into the residual stream, ignoring every later layer.
 
 Example:
-    >>> df = saekit.analysis.logit_effects(model, sae, [12, 40], k=5)
+    >>> df = saekit.analysis.logit_effects(model, sae, [12, 40], k=5).frame
     >>> df[df.direction == "top"].token.tolist()[:5]
     [' Paris', ' France', ...]
 """
@@ -19,6 +19,8 @@ import torch
 
 from saekit.analysis._checks import feature_ids, sae_site
 from saekit.analysis._directions import residual_directions
+from saekit.analysis.results import LogitEffects
+from saekit.ids import sae_name
 from saekit.model import Model
 from saekit.sae.base import SAE
 
@@ -27,7 +29,7 @@ COLUMNS = ["feature", "direction", "rank", "token_id", "token", "logit"]
 
 def logit_effects(
     model: Model, sae: SAE, features: int | Iterable[int], k: int = 10, *, norm: bool = True
-) -> pd.DataFrame:
+) -> LogitEffects:
     """Top and bottom ``k`` tokens of each feature's direct logit effect.
 
     Args:
@@ -40,11 +42,12 @@ def logit_effects(
             ``norm=False`` the raw direction is multiplied by the unembedding.
 
     Returns:
-        Long DataFrame ``feature, direction ("top"/"bottom"), rank (0 = strongest),
+        A :class:`~saekit.analysis.results.LogitEffects` whose ``frame`` is ``feature,
+        direction ("top"/"bottom"), rank (0 = strongest),
         token_id, token, logit``. ``bottom`` rows are sorted from most negative up.
 
     Example:
-        >>> logit_effects(model, sae, 7, k=3)
+        >>> logit_effects(model, sae, 7, k=3).frame
            feature direction  rank  token_id   token  logit
         0        7       top     0      5432  " cat"   4.21 ...
     """
@@ -64,5 +67,5 @@ def logit_effects(
                  "token": s, "logit": float(v)}
                 for r, (t, s, v) in enumerate(zip(idx, strings, vals, strict=True))
             ]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return LogitEffects(pd.DataFrame(rows, columns=COLUMNS), sae_name(sae))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,14 @@ import numpy as np
 import pandas as pd
 
 from saekit import _boundary
+from saekit._html import visible_token
 from saekit.analysis._assemble import KIND_DTYPE
 from saekit.analysis._stats_io import load_parts, save_parts
-from saekit.analysis._stats_pass import SAEs, check_model_saes, named_saes, run_pass, settings_from
-from saekit.analysis._stats_view import Example, FeatureView, QuantileBin, coarse_histogram
+from saekit.analysis._stats_pass import SAEs, check_model_saes, run_pass, settings_from
+from saekit.analysis._stats_view import Example, FeatureView, QuantileBin, coarse_histogram, peak_label
 from saekit.errors import FormatError, SaekitError
+from saekit.ids import FeatureRef, name_saes, sae_name
+from saekit.sae.base import SAE
 
 __all__ = ["FeatureStats", "FeatureView", "Example", "QuantileBin", "feature_stats",
            "feature_stats_from_activations", "top_examples"]
@@ -102,8 +106,14 @@ class FeatureStats:
         return "\n".join(lines)
 
     # ----- lookups -------------------------------------------------------------------
-    def _name(self, sae: str | int) -> str:
+    def _name(self, sae: str | int | SAE) -> str:
+        """The stats' key for ``sae``: a name, an index, or an SAE (its :func:`sae_name`)."""
         names = self.sae_names
+        if isinstance(sae, SAE):
+            sae = sae_name(sae)
+            if sae not in names:
+                raise SaekitError(f"No SAE {sae!r} in these stats; they hold {names}. Pass the SAE's name "
+                                  "there, or saes={name: sae} (or name it: sae.cfg.replace(name=...)).")
         if isinstance(sae, int) and not isinstance(sae, bool) and -len(names) <= sae < len(names):
             return names[sae]
         if isinstance(sae, str) and sae in names:
@@ -147,13 +157,25 @@ class FeatureStats:
         out["text"] = [self.example(e).text() for e in out["example"]]
         return out
 
-    def feature(self, sae: str | int, feature: int, hist_bins: int = 30) -> FeatureView:
-        """Everything about one feature, for a feature card (``view.card_dict()``)."""
+    def feature(self, sae: str | int | SAE | FeatureRef, feature: int | None = None,
+                hist_bins: int = 30) -> FeatureView:
+        """Everything about one feature: a :class:`FeatureView` (shows itself as a feature card).
+
+        Example:
+            >>> stats.feature("topk-1152", 7) ; stats.feature(FeatureRef("topk-1152", 7))
+        """
+        if isinstance(sae, FeatureRef):
+            feature = sae.feature
+            sae = sae.sae
+        if feature is None:
+            raise SaekitError("Which feature? Pass stats.feature(sae, 12) or "
+                              "stats.feature(FeatureRef(sae, 12)).")
         name = self._name(sae)
         f = self._check_feature(name, feature)
         s = self.summary[(self.summary["sae"] == name) & (self.summary["feature"] == f)].iloc[0]
         rows = self._rows(name, f)
         pick = functools.partial(_examples_of, self, rows)
+        top = pick("top", -1)
         n_q = int(self.info["settings"]["n_quantiles"])
         width = float(s["max_act"]) / n_q
         quantiles = tuple(
@@ -166,9 +188,28 @@ class FeatureStats:
         return FeatureView(
             sae=name, feature=f, density=float(s["density"]), max_act=float(s["max_act"]),
             mean_act=float(s["mean_act"]), mean_active_act=float(s["mean_active_act"]),
-            n_active=int(s["n_active"]), top=pick("top", -1), quantiles=quantiles,
+            n_active=int(s["n_active"]), top=top, quantiles=quantiles,
             random=pick("random", -1), hist_edges=edges, hist_counts=counts,
+            label=peak_label(top, 4),
         )
+
+    def labels(self, n: int = 4) -> dict[FeatureRef, str]:
+        """Each feature's label: the ``n`` tokens its top examples peak on most often."""
+        ex = self.examples
+        top = ex[ex["kind"] == "top"].sort_values(["sae", "feature", "rank"])
+        ids = self.window_tokens[top["example"].to_numpy(), self.context[0]]
+        groups: dict[FeatureRef, list[str]] = {}
+        keys = zip(top["sae"].astype(str), top["feature"].astype(int), strict=True)
+        for (sae, f), i in zip(keys, ids, strict=True):
+            groups.setdefault(FeatureRef(sae, f), []).append(self.vocab.get(int(i), "?"))
+        return {k: " · ".join(repr(visible_token(t)) for t, _ in Counter(v).most_common(n))
+                for k, v in groups.items()}
+
+    def densities(self, refs: Sequence[FeatureRef]) -> np.ndarray:
+        """``[len(refs)]`` firing density of each feature (0 where these stats lack it)."""
+        summary = self.summary.assign(sae=self.summary["sae"].astype(str))
+        lookup = summary.set_index(["sae", "feature"])["density"]
+        return np.array([float(lookup.get((r.sae, r.feature), 0.0)) for r in refs], dtype=np.float64)
 
     def peak_tokens(self, sae: str | int, kind: str = "top") -> pd.DataFrame:
         """Per feature, the token its ``kind`` examples most often peak on.
@@ -282,8 +323,8 @@ def feature_stats(
     Args:
         model: a :class:`saekit.Model`.
         saes: an SAE, a list of SAEs, or ``{name: sae}``. Each SAE's ``cfg.site``
-            names the site it reads. Default names: the site (``"resid_post.15"``),
-            with ``":i"`` appended when several SAEs share it.
+            names the site it reads. Default names: :func:`saekit.ids.sae_name`
+            (``cfg.name``, else ``"topk-4608@resid_post.15"``; ``"-2"`` for repeats).
         corpus: texts (longer ones are chunked into rows of ``max_length`` tokens).
         k: top activating examples kept per feature.
         n_quantiles: activation intervals, linear in ``[0, max]`` per feature;
@@ -308,7 +349,7 @@ def feature_stats(
         >>> stats = saekit.feature_stats(model, {"l15": sae}, saekit.default_corpus(100))
         >>> stats.top_examples("l15", 42, n=5)
     """
-    named = named_saes(saes)
+    named = name_saes(saes)
     check_model_saes(model, named)
     corpus = _boundary.texts(corpus, "corpus")
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
@@ -350,7 +391,7 @@ def feature_stats_from_activations(
     from saekit.activations import Activations
 
     stream: Iterable[Activations] = [batches] if isinstance(batches, Activations) else batches
-    named = named_saes(saes)
+    named = name_saes(saes)
     settings = settings_from(k, n_quantiles, examples_per_quantile, n_random, context)
     return FeatureStats(**run_pass(stream, named, settings, seed, token_strings, {}))
 

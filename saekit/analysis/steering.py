@@ -17,8 +17,8 @@ through the edit. With ``do_sample=False`` (greedy) the baseline equals plain
 ``model.generate(prompts)``.
 
 Example:
-    >>> df = saekit.analysis.steer(model, sae, ["I think that"], {123: 10.0})
-    >>> df[["baseline", "steered"]]
+    >>> r = saekit.analysis.steer(model, sae, ["I think that"], {123: 10.0})
+    >>> r.frame[["baseline", "steered"]]
 """
 
 from __future__ import annotations
@@ -30,11 +30,15 @@ import pandas as pd
 from saekit import _boundary
 from saekit._tokens import check_texts
 from saekit.analysis._checks import sae_site
+from saekit.analysis.results import SteeringResult
 from saekit.errors import SaekitError
+from saekit.ids import sae_name
 from saekit.model import Edit, Model
 from saekit.sae.base import SAE
 from saekit.splice import sae_edit
 
+#: The one steering-mode vocabulary (the keywords of ``saekit.splice.sae_edit``), used by
+#: :func:`steer`, :func:`steering_edit`, ``explore.steering`` and the Steering view.
 MODES = ("clamp", "scale", "add")
 COLUMNS = ["prompt", "baseline", "steered", "changed"]
 
@@ -50,7 +54,9 @@ def steering_edit(sae: SAE, features: Mapping[int, float], mode: str = "clamp") 
     if not features:
         raise SaekitError("No features to steer. Pass features={feature: value}, e.g. {123: 10.0}.")
     values = _boundary.feature_values(features, f"Steering ({mode})", sae.d_sae)
-    return sae_edit(sae, **{mode: values})
+    if mode == "clamp":
+        return sae_edit(sae, clamp=values)
+    return sae_edit(sae, scale=values) if mode == "scale" else sae_edit(sae, add=values)
 
 
 def steer(
@@ -65,7 +71,7 @@ def steer(
     seed: int = 0,
     temperature: float = 1.0,
     top_p: float = 1.0,
-) -> pd.DataFrame:
+) -> SteeringResult:
     """Baseline and steered continuations of each prompt.
 
     Args:
@@ -81,8 +87,9 @@ def steer(
         temperature, top_p: sampling settings (with ``do_sample=True``).
 
     Returns:
-        DataFrame ``prompt, baseline, steered, changed`` (one row per prompt); the
-        settings are in ``df.attrs`` (``features``, ``mode``, ``site``, ``seed``...).
+        A :class:`~saekit.analysis.results.SteeringResult`: its ``frame`` is ``prompt,
+        baseline, steered, changed`` (one row per prompt); ``values``, ``mode``, ``site``,
+        ``seed``... are its fields.
 
     Example:
         >>> steer(model, sae, ["The weather is", "My dog"], {123: 8.0}, mode="clamp")
@@ -97,6 +104,5 @@ def steer(
     steered = model.generate(prompts, edits={site: edit}, **kw)  # type: ignore[arg-type]
     df = pd.DataFrame({"prompt": prompts, "baseline": baseline, "steered": steered,
                        "changed": [a != b for a, b in zip(baseline, steered, strict=True)]}, columns=COLUMNS)
-    df.attrs.update(features={int(f): float(v) for f, v in features.items()}, mode=mode, site=site,
-                    seed=seed, do_sample=do_sample, max_new_tokens=max_new_tokens)
-    return df
+    values = {int(f): float(v) for f, v in features.items()}
+    return SteeringResult(df, sae_name(sae), mode, values, site, seed, do_sample, max_new_tokens)

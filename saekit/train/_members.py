@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from saekit.errors import CompatibilityError, SaekitError
+from saekit.ids import name_saes
 from saekit.sae.base import SAE, SAEConfig
 from saekit.sae.batchtopk import BatchTopKSAE
 from saekit.sae.initialization import init_weights
@@ -135,16 +136,8 @@ def _class_for(architecture: str) -> type[SAE]:
 
 
 def member_names(saes: Sequence[SAE]) -> list[str]:
-    """Unique labels ``"<architecture>-<d_sae>"`` (``"...-2"`` for repeats)."""
-    names: list[str] = []
-    for sae in saes:
-        base = f"{sae.architecture}-{sae.d_sae}"
-        name, n = base, 1
-        while name in names:
-            n += 1
-            name = f"{base}-{n}"
-        names.append(name)
-    return names
+    """The SAEs' names by the one naming rule (:func:`saekit.ids.name_saes`)."""
+    return list(name_saes(list(saes)))
 
 
 def init_seed(seed: int, d_sae: int) -> int:
@@ -188,6 +181,6 @@ def finished_sae(member: Member, scale: float, training: dict[str, Any]) -> SAE:
     """A copy of the member's SAE for raw activations, with training metadata."""
     sae = copy.deepcopy(member.sae)
     member.objective.fold_scale(sae, scale)
-    sae.cfg = sae.cfg.replace(training={**sae.cfg.training, **training})
+    sae.cfg = sae.cfg.replace(name=sae.cfg.name or member.name, training={**sae.cfg.training, **training})
     sae.requires_grad_(False)
     return sae.eval()

@@ -13,9 +13,9 @@ from typing import Any
 
 import anywidget
 import numpy as np
-import traitlets as t
 
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._bundle import read_css
 
 __all__ = ["SaekitView", "as_bytes", "from_bytes"]
@@ -69,17 +69,19 @@ class SaekitView(anywidget.AnyWidget):
     implement :meth:`to_text`. ``repr(view)`` is the plain-text form, which is also what
     terminals and the ``text/plain`` part of the notebook output show.
 
-    A click on a feature id in the page sets :attr:`requested_feature` and calls the
-    functions registered with :meth:`on_feature_click`, so a controller can open that
-    feature's card.
+    A click on a feature in the page calls the functions registered with
+    :meth:`on_feature_click` with its :class:`~saekit.ids.FeatureRef` (and keeps it in
+    :attr:`requested`), so a controller can open that feature's card. Views of several
+    SAEs send the SAE's name with the click; the others name their own SAE
+    (:meth:`_own_sae`).
     """
 
     _css = read_css()
-    requested_feature = t.Int(None, allow_none=True).tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._feature_click_handlers: list[Callable[[int], None]] = []
+        self._feature_click_handlers: list[Callable[[FeatureRef], None]] = []
+        self.requested: FeatureRef | None = None
         self.on_msg(self._on_custom_msg)
 
     def to_text(self) -> str:
@@ -89,28 +91,33 @@ class SaekitView(anywidget.AnyWidget):
     def __repr__(self) -> str:
         return self.to_text()
 
-    def on_feature_click(self, fn: Callable[[int], None], *, remove: bool = False) -> None:
-        """Call ``fn(feature_id)`` whenever a feature id is clicked in the page.
+    def on_feature_click(self, fn: Callable[[FeatureRef], None], *, remove: bool = False) -> None:
+        """Call ``fn(ref)`` with the :class:`~saekit.ids.FeatureRef` of every feature clicked.
 
         Example:
-            >>> view.on_feature_click(lambda f: print("open card", f))  # doctest: +SKIP
+            >>> view.on_feature_click(lambda ref: print("open card", ref.sae, ref.feature))  # doctest: +SKIP
         """
         if remove:
             self._feature_click_handlers.remove(fn)
         else:
             self._feature_click_handlers.append(fn)
 
-    def request_feature(self, feature_id: int) -> None:
-        """Do what a click on ``feature_id`` does: set the trait and call the handlers."""
-        self.requested_feature = int(feature_id)
+    def request_feature(self, feature: FeatureRef | int) -> None:
+        """Do what a click on ``feature`` does (an int is a feature of this view's own SAE)."""
+        ref = feature if isinstance(feature, FeatureRef) else FeatureRef(self._own_sae(), int(feature))
+        self.requested = ref
         for fn in list(self._feature_click_handlers):
-            fn(int(feature_id))
+            fn(ref)
+
+    def _own_sae(self) -> str:
+        """The SAE a bare feature id in this view belongs to (views of one SAE override it)."""
+        return "sae"
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "feature_click":
-            feature = content.get("feature")
-            if isinstance(feature, int) and not isinstance(feature, bool):
-                self.request_feature(feature)
+            feature, sae = content.get("feature"), content.get("sae")
+            if isinstance(feature, int) and not isinstance(feature, bool) and feature >= 0:
+                self.request_feature(FeatureRef(sae, feature) if isinstance(sae, str) and sae else feature)
 
     def view_state(self) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The view's own synced state: JSON-able values and binary buffers, by trait name.

@@ -27,16 +27,15 @@ import traitlets as t
 
 from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._base import _to_numpy, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle
-from saekit.widgets._feature_view import FeatureTextView, feature_rows
+from saekit.widgets._feature_view import FeatureTextView
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from saekit.analysis.results import ContextEffects
 
 __all__ = ["ContextAblation"]
-
-CONTEXT_COLUMNS = ("feature", "pos", "token", "activation_full", "activation_without", "delta")
 
 
 class ContextAblation(FeatureTextView):
@@ -103,44 +102,23 @@ class ContextAblation(FeatureTextView):
         )
 
     @classmethod
-    def from_frame(
-        cls,
-        frame: pd.DataFrame,
-        tokens: Sequence[str] | None = None,
-        *,
-        feature: int | None = None,
-        **kwargs: Any,
-    ) -> ContextAblation:
-        """Build from an :func:`saekit.analysis.ablate_context` DataFrame.
+    def from_result(cls, result: ContextEffects, feature: int | FeatureRef | None = None,
+                    **kwargs: Any) -> ContextAblation:
+        """The view of an :func:`saekit.analysis.ablate_context` result (one feature of it).
 
         Args:
-            frame: Rows ``feature, pos, token, activation_full, activation_without, delta``.
-            tokens: The whole context's token strings (``model.to_strings(ids)``). The
-                frame has no row for the last token or for skipped special tokens; without
-                ``tokens`` (or ``frame.attrs["tokens"]``) they are shown as ``⟨?⟩``.
-            feature: Which feature's rows to show when the frame holds several.
-            **kwargs: ``sae_name``, ``label``, ``vmax``, ``mode``, ``title``.
+            result: The :class:`~saekit.analysis.results.ContextEffects`.
+            feature: Which feature, when the result holds several.
+            **kwargs: ``label``, ``vmax``, ``title``.
 
         Example:
-            >>> df = saekit.analysis.ablate_context(model, sae, text, 7)   # doctest: +SKIP
-            >>> ContextAblation.from_frame(df, model.to_strings(model.to_tokens(text)))  # doctest: +SKIP
+            >>> r = saekit.analysis.ablate_context(model, sae, text, 7)   # doctest: +SKIP
+            >>> ContextAblation.from_result(r)                            # doctest: +SKIP
         """
-        rows = feature_rows(frame, CONTEXT_COLUMNS, feature, "ablate_context",
-                            "Build it with saekit.analysis.ablate_context(model, sae, text, feature).")
-        pos = rows["pos"].to_numpy(dtype=np.int64)
-        tokens = tokens if tokens is not None else frame.attrs.get("tokens")
-        if tokens is None:
-            strings = dict(zip(pos.tolist(), rows["token"].astype(str), strict=True))
-            tokens = [strings.get(i, "⟨?⟩") for i in range(int(pos.max()) + 2)]
-        if int(pos.max()) >= len(tokens) - 1:
-            raise SaekitError(
-                f"The frame ablates position {int(pos.max())} but tokens has only {len(tokens)} "
-                "entries; pass every token of the context, the last one included."
-            )
-        delta, done = np.zeros(len(tokens)), np.zeros(len(tokens), bool)
-        delta[pos], done[pos] = rows["delta"].to_numpy(dtype=np.float64), True
-        return cls(tokens, delta, activation_full=float(rows["activation_full"].iloc[0]),
-                   feature_id=int(rows["feature"].iloc[0]), ablated=done, **kwargs)
+        delta, done, full = result.per_token(feature)
+        f = feature.feature if isinstance(feature, FeatureRef) else feature
+        return cls(result.tokens, delta, activation_full=full, ablated=done, sae_name=result.sae,
+                   mode=result.mode, feature_id=f if f is not None else result.features[0], **kwargs)
 
     # ----- reading back ---------------------------------------------------------------
     def deltas(self) -> np.ndarray:

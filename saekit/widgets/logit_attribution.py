@@ -8,12 +8,16 @@ token more likely, i.e. ablating it lowers log p; red: less likely; thicker and 
 chosen prediction, the features ranked by attribution (click one to open it).
 
 Example:
-    >>> from saekit.widgets import AttributionRanking, LogitAttribution
+    >>> import pandas as pd
+    >>> from saekit.analysis.results import Attribution
+    >>> from saekit.widgets import LogitAttribution
+    >>> ranked = pd.DataFrame({"sae": "s", "feature": [7, 2], "activation": [2.0, 0.25],
+    ...                        "attribution": [1.25, -0.5]})
     >>> view = LogitAttribution(
     ...     ["<bos>", "The", " cat", " sat"], [0.0, 0.5, 2.0, 0.0], [0.0, 0.0, 0.0, -0.8],
     ...     feature_id=7, has_effect=[0, 1, 1, 1], mask=[1, 0, 0, 0],
     ...     top_logits=[(" sat", 1.5)], bottom_logits=[(" the", -0.5)],
-    ...     ranking=AttributionRanking("' sat' at position 3", [7, 2], [1.25, -0.5], [2.0, 0.25], token=3),
+    ...     ranking=Attribution(ranked, "s", "' sat' at position 3", token=3),
     ... )
     >>> print(view.to_text())
     LogitAttribution · feature #7
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,61 +39,20 @@ import traitlets as t
 
 from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._base import _to_numpy, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle
-from saekit.widgets._feature_view import FeatureTextView, feature_rows
+from saekit.widgets._feature_view import FeatureTextView
 from saekit.widgets._runner import LatestRunner
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from saekit.analysis.results import Attribution, FeatureAblation, LogitEffects
 
-__all__ = ["AttributionRanking", "LogitAttribution"]
-
-ABLATION_COLUMNS = ("feature", "pos", "token", "activation", "delta")
+__all__ = ["LogitAttribution"]
 
 
-@dataclass(frozen=True, eq=False)
-class AttributionRanking:
-    """Features ranked by attribution to one prediction.
-
-    Attributes:
-        target: What is predicted, in words (``"' Paris' at position 6"``).
-        features: Feature ids, in display order (largest ``|attribution|`` first).
-        attributions: Their attributions (activation x gradient, summed over positions).
-        activations: Their activations (the largest over the positions considered).
-        token: Index of the predicted token in the view's tokens (outlined), or None
-            when it lies beyond the text.
-    """
-
-    target: str
-    features: Sequence[int]
-    attributions: Any
-    activations: Any
-    token: int | None = None
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame, target: str, *, token: int | None = None,
-                   site: str | None = None, top: int = 20) -> AttributionRanking:
-        """Aggregate an :func:`saekit.analysis.attribute` frame per feature.
-
-        Attributions of a feature at several positions are summed; its activation is
-        the largest one. ``site`` picks one SAE's rows when the frame has several.
-        """
-        missing = [c for c in ("feature", "activation", "attribution") if c not in frame.columns]
-        if missing:
-            raise SaekitError(f"Not an attribute() frame: columns {missing} are missing.")
-        if site is not None and "site" in frame.columns:
-            frame = frame[frame["site"] == site]
-        grouped = frame.groupby("feature").agg(attribution=("attribution", "sum"),
-                                               activation=("activation", "max"))
-        order = np.argsort(-grouped["attribution"].abs().to_numpy(), kind="stable")[:top]
-        grouped = grouped.iloc[order]
-        return cls(target, [int(f) for f in grouped.index], grouped["attribution"].to_numpy(),
-                   grouped["activation"].to_numpy(), token)
-
-
-#: ``attribution_fn(token_index) -> AttributionRanking``: rank features for predicting token ``token_index``.
-AttributionFn = Callable[[int], AttributionRanking]
+#: ``attribution_fn(token_index) -> Attribution``: attribute the prediction of token ``token_index``.
+AttributionFn = Callable[[int], "Attribution"]
 
 
 class LogitAttribution(FeatureTextView):
@@ -108,8 +70,9 @@ class LogitAttribution(FeatureTextView):
         mask: ``[n_tokens]`` booleans for special tokens (greyed, uncoloured).
         top_logits, bottom_logits: ``(token, logit)`` pairs of the feature's direct logit
             effect.
-        ranking: Features ranked by attribution to a chosen prediction.
-        attribution_fn: ``fn(token_index) -> AttributionRanking``; when given, clicking a
+        ranking: An :func:`saekit.analysis.attribute` result: its features are ranked by
+            attribution to its prediction (the analysis ranks them; ``n_ranked`` shown).
+        attribution_fn: ``fn(token_index) -> Attribution``; when given, clicking a
             token ranks the features for predicting it (run off the kernel's main thread).
         sae_name, label, title: Shown in the header.
         feature_labels: Short descriptions of features in the ranking.
@@ -155,15 +118,17 @@ class LogitAttribution(FeatureTextView):
         mask: Any = None,
         top_logits: Sequence[tuple[str, float]] = (),
         bottom_logits: Sequence[tuple[str, float]] = (),
-        ranking: AttributionRanking | None = None,
+        ranking: Attribution | None = None,
         attribution_fn: AttributionFn | None = None,
         sae_name: str = "",
         label: str = "",
         title: str = "",
         feature_labels: Mapping[int, str] | None = None,
         vmax: float | None = None,
+        n_ranked: int = 15,
     ) -> None:
         self._attribution_fn = attribution_fn
+        self._n_ranked = int(n_ranked)
         self._runner: LatestRunner[int] = LatestRunner(
             self._rank, on_done=lambda _tok, r: self.set_ranking(r), on_error=self._show_error,
             on_busy=lambda busy: setattr(self, "busy", busy))
@@ -172,59 +137,55 @@ class LogitAttribution(FeatureTextView):
             feature_id=int(feature_id), sae_name=str(sae_name), label=str(label), title=str(title),
             top_logits=_pairs(top_logits), bottom_logits=_pairs(bottom_logits),
             feature_labels={str(k): str(v) for k, v in (feature_labels or {}).items()},
-            can_choose=attribution_fn is not None, **_ranking_state(ranking, len(tokens)),
+            can_choose=attribution_fn is not None, **_ranking_state(ranking, len(tokens), n_ranked),
         )
 
     @classmethod
-    def from_frames(
+    def from_result(
         cls,
-        ablation: pd.DataFrame,
-        logits: pd.DataFrame | None = None,
+        result: FeatureAblation,
+        logits: LogitEffects | None = None,
         *,
-        feature: int | None = None,
+        feature: int | FeatureRef | None = None,
         **kwargs: Any,
     ) -> LogitAttribution:
-        """Build from ``ablate_feature`` and ``logit_effects`` frames (:mod:`saekit.analysis`).
+        """The view of an :func:`saekit.analysis.ablate_feature` result (one feature of it).
 
         Args:
-            ablation: ``ablate_feature`` rows (``feature, pos, token, activation, delta``);
-                row ``pos`` holds the effect on predicting token ``pos + 1``.
-            logits: ``logit_effects`` rows (``feature, direction, rank, token, logit``).
-            feature: Which feature, when the frames hold several.
-            **kwargs: Any other argument of the constructor (``ranking``, ``mask``...).
+            result: The :class:`~saekit.analysis.results.FeatureAblation`; row ``pos`` of its
+                frame holds the effect on predicting token ``pos + 1``.
+            logits: The feature's :func:`saekit.analysis.logit_effects`, shown beside the text.
+            feature: Which feature, when the result holds several.
+            **kwargs: Any other argument of the constructor (``ranking``, ``attribution_fn``...).
         """
-        args = _frame_args(ablation, logits, feature)
-        for name in ("top_logits", "bottom_logits"):
-            kwargs.setdefault(name, args.pop(name))
-        return cls(args.pop("tokens"), args.pop("acts"), args.pop("effect"), **args, **kwargs)
+        args = result.per_token(feature)
+        top, bottom = logits.pairs(args["feature"]) if logits is not None else ([], [])
+        kwargs.setdefault("mask", result.special if len(result.special) == len(args["tokens"]) else None)
+        return cls(args["tokens"], args["acts"], args["effect"], has_effect=args["has_effect"],
+                   feature_id=args["feature"], top_logits=top, bottom_logits=bottom,
+                   sae_name=result.sae, **kwargs)
 
     # ----- updates ---------------------------------------------------------------------
-    def set_ranking(self, ranking: AttributionRanking | None) -> None:
+    def set_ranking(self, ranking: Attribution | None) -> None:
         """Show another attribution ranking (or none)."""
-        state = _ranking_state(ranking, len(self.tokens))
+        state = _ranking_state(ranking, len(self.tokens), self._n_ranked)
         with self.hold_sync():
             for name, value in state.items():
                 setattr(self, name, value)
             self.error = ""
 
-    def set_frames(
-        self,
-        ablation: pd.DataFrame,
-        logits: pd.DataFrame | None = None,
-        *,
-        feature: int | None = None,
-        mask: Any = None,
-        label: str = "",
-        vmax: float | None = None,
-    ) -> None:
-        """Show another feature (frames as in :meth:`from_frames`); the ranking is kept."""
-        args = _frame_args(ablation, logits, feature)
+    def show(self, result: FeatureAblation, logits: LogitEffects | None = None, *,
+             feature: int | FeatureRef | None = None, label: str = "", vmax: float | None = None) -> None:
+        """Show another feature (results as in :meth:`from_result`); the ranking is kept."""
+        args = result.per_token(feature)
+        mask = result.special if len(result.special) == len(args["tokens"]) else None
         state = _text_state(args["tokens"], args["acts"], args["effect"], args["has_effect"], mask, vmax)
+        top, bottom = logits.pairs(args["feature"]) if logits is not None else ([], [])
         with self.hold_sync():
             for name, value in state.items():
                 setattr(self, name, value)
-            self.feature_id, self.label = args["feature_id"], str(label)
-            self.top_logits, self.bottom_logits = _pairs(args["top_logits"]), _pairs(args["bottom_logits"])
+            self.feature_id, self.label, self.sae_name = args["feature"], str(label), result.sae
+            self.top_logits, self.bottom_logits = _pairs(top), _pairs(bottom)
 
     def choose_prediction(self, token: int) -> None:
         """Rank features for predicting ``tokens[token]`` (what a click on that token does)."""
@@ -276,12 +237,15 @@ class LogitAttribution(FeatureTextView):
         return "\n".join(lines)
 
     # ----- internals -------------------------------------------------------------------
-    def _rank(self, token: int) -> AttributionRanking:
+    def _rank(self, token: int) -> Attribution:
+        from saekit.analysis.results import Attribution
+
         assert self._attribution_fn is not None
         result = self._attribution_fn(token)
-        if not isinstance(result, AttributionRanking):
+        if not isinstance(result, Attribution):
             raise SaekitError(
-                f"attribution_fn must return an AttributionRanking; got {type(result).__name__}."
+                "attribution_fn must return a saekit.analysis.attribute() result; "
+                f"got {type(result).__name__}."
             )
         return result
 
@@ -341,50 +305,19 @@ def _text_state(tokens: Sequence[str], acts: Any, effect: Any, has_effect: Any, 
     }
 
 
-def _ranking_state(ranking: AttributionRanking | None, n_tokens: int) -> dict[str, Any]:
+def _ranking_state(ranking: Attribution | None, n_tokens: int, top: int) -> dict[str, Any]:
     if ranking is None:
         return {"attr_target": "", "attr_token": None, "attr_features": b"", "attr_values": b"",
                 "attr_acts": b""}
-    feats = [int(f) for f in ranking.features]
-    vals = _to_numpy(ranking.attributions).astype(np.float64).reshape(-1)
-    acts = _to_numpy(ranking.activations).astype(np.float64).reshape(-1)
-    if not len(feats) == vals.size == acts.size:
-        raise SaekitError(
-            f"AttributionRanking needs as many attributions and activations as features; got "
-            f"{len(feats)} features, {vals.size} attributions, {acts.size} activations."
-        )
+    ranked = ranking.ranked(top=top)  # computed by the analysis
     token = ranking.token
     if token is not None and not 0 <= int(token) < n_tokens:
         token = None
     return {"attr_target": str(ranking.target) or "the chosen prediction", "attr_token": token,
-            "attr_features": as_bytes(np.asarray(feats, np.int64), "i4", name="features"),
-            "attr_values": as_bytes(vals, "f4", name="attributions"),
-            "attr_acts": as_bytes(acts, "f4", name="activations")}
+            "attr_features": as_bytes(ranked["feature"].to_numpy(np.int64), "i4", name="features"),
+            "attr_values": as_bytes(ranked["attribution"].to_numpy(), "f4", name="attributions"),
+            "attr_acts": as_bytes(ranked["activation"].to_numpy(), "f4", name="activations")}
 
 
 def _pairs(pairs: Sequence[tuple[str, float]]) -> list[list[Any]]:
     return [[str(tok), float(v)] for tok, v in pairs]
-
-
-Pairs = list[tuple[str, float]]
-
-
-def _frame_args(ablation: pd.DataFrame, logits: pd.DataFrame | None, feature: int | None) -> dict[str, Any]:
-    rows = feature_rows(ablation, ABLATION_COLUMNS, feature, "ablate_feature")
-    f = int(rows["feature"].iloc[0])
-    delta = rows["delta"].to_numpy(dtype=np.float64)
-    top, bottom = _logit_pairs(logits, f) if logits is not None else ([], [])
-    return {
-        "tokens": rows["token"].astype(str).tolist(), "acts": rows["activation"].to_numpy(),
-        "effect": np.concatenate([[0.0], np.nan_to_num(delta[:-1])]),
-        "has_effect": np.concatenate([[False], ~np.isnan(delta[:-1])]),
-        "feature_id": f, "top_logits": top, "bottom_logits": bottom,
-    }
-
-
-def _logit_pairs(frame: pd.DataFrame, feature: int) -> tuple[Pairs, Pairs]:
-    rows = feature_rows(frame, ("feature", "direction", "rank", "token", "logit"), feature, "logit_effects")
-    rows = rows.sort_values("rank")
-    top, bottom = rows[rows["direction"] == "top"], rows[rows["direction"] == "bottom"]
-    return ([(str(r.token), float(r.logit)) for r in top.itertuples()],
-            [(str(r.token), float(r.logit)) for r in bottom.itertuples()])

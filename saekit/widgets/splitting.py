@@ -29,18 +29,17 @@ import traitlets as t
 
 from saekit._html import fmt_value
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._base import SaekitView, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle, read_css
-from saekit.widgets.feature_card import CardExample, _example_arrays
+from saekit.widgets.feature_card import example_acts
 
 if TYPE_CHECKING:
-    import pandas as pd
-
+    from saekit.analysis.results import SplittingTree
+    from saekit.analysis.stats import Example
     from saekit.widgets.umap_view import UmapView
 
 __all__ = ["FeatureSplitting", "SplitNode"]
-
-TREE_COLUMNS = ("parent_sae", "parent", "child_sae", "child", "cosine")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +49,7 @@ class SplitNode:
     sae: str
     feature: int
     label: str = ""
-    examples: Sequence[CardExample] = ()
+    examples: Sequence[Example] = ()
     max_act: float | None = None
     density: float | None = None
 
@@ -71,8 +70,8 @@ class FeatureSplitting(SaekitView):
     Synced state: ``columns``, ``nodes`` (dicts ``sae, feature, column, label, max_act,
     density``), ``edges``, ``ex_tokens``/``ex_node`` (one entry per example),
     ``ex_acts`` (float32 buffer over all example tokens), ``selected`` (node index),
-    ``requested_sae``, ``title``. Clicking a node selects it and calls the
-    :meth:`on_feature_click` handlers (with ``requested_sae`` set).
+    ``title``. Clicking a node selects it and calls the :meth:`on_feature_click`
+    handlers with the node's :class:`~saekit.ids.FeatureRef`.
     """
 
     _esm = bundle("splitting.js")
@@ -86,7 +85,6 @@ class FeatureSplitting(SaekitView):
     ex_node = t.List(t.Int()).tag(sync=True)
     ex_acts = t.Bytes(b"").tag(sync=True)
     selected = t.Int(None, allow_none=True).tag(sync=True)
-    requested_sae = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -106,34 +104,31 @@ class FeatureSplitting(SaekitView):
         self._links: list[UmapView] = []
 
     @classmethod
-    def from_tree(
+    def from_result(
         cls,
-        tree: pd.DataFrame,
-        root: tuple[str, int],
+        tree: SplittingTree,
+        root: FeatureRef | tuple[str, int],
         *,
         describe: Describe | None = None,
         max_children: int = 6,
         depth: int = 2,
         title: str = "",
     ) -> FeatureSplitting:
-        """Build from a ``match_features`` tree, from ``root`` down ``depth`` levels.
+        """The view of a :func:`saekit.analysis.match_features` tree, from ``root`` down.
 
         Args:
-            tree: Rows ``parent_sae, parent, child_sae, child, cosine``.
-            root: ``(sae, feature)`` of the parent feature.
+            tree: The :class:`~saekit.analysis.results.SplittingTree`.
+            root: The parent feature (a ``FeatureRef`` or ``(sae, feature)``).
             describe: Fills in each node's label and examples (default: bare nodes).
             max_children: Children kept per node, highest cosine first.
             depth: Levels below the root (1 or 2 gives 2-3 dictionaries side by side).
             title: A title above the view.
         """
-        missing = [c for c in TREE_COLUMNS if c not in tree.columns]
-        if missing:
-            raise SaekitError(f"Not a match_features tree: columns {missing} are missing.")
+        ref = root if isinstance(root, FeatureRef) else FeatureRef(str(root[0]), int(root[1]))
         describe = describe or (lambda sae, f: SplitNode(sae, f))
-        keys, edges = _walk(tree, (str(root[0]), int(root[1])), max_children, depth)
-        order = [str(root[0])] + list(dict.fromkeys(str(s) for s in tree["child_sae"]))
-        nodes = [_described(describe, sae, f) for sae, f in keys]
-        cols = [c for c in dict.fromkeys(order) if any(n.sae == c for n in nodes)]
+        refs, edges = tree.subtree(ref, max_children, depth)  # the walk is the analysis' work
+        nodes = [_described(describe, r.sae, r.feature) for r in refs]
+        cols = [c for c in dict.fromkeys([ref.sae, *tree.saes]) if any(n.sae == c for n in nodes)]
         return cls(nodes, edges, columns=cols, title=title)
 
     # ----- reading back ----------------------------------------------------------------
@@ -163,9 +158,9 @@ class FeatureSplitting(SaekitView):
         umap.highlight_features(self.features(), focus=self._focus_pair(umap))
         self._links.append(umap)
 
-        def from_umap(feature: int) -> None:
+        def from_umap(ref: FeatureRef) -> None:
             try:
-                self.selected = self.node_index(umap.requested_sae, feature)
+                self.selected = self.node_index(ref.sae, ref.feature)
             except SaekitError:
                 pass  # a point outside the tree
 
@@ -187,8 +182,8 @@ class FeatureSplitting(SaekitView):
         if isinstance(content, dict) and content.get("type") == "feature_click":
             node = content.get("node")
             if isinstance(node, int) and 0 <= node < len(self.nodes):
-                self.requested_sae = self.nodes[node]["sae"]
                 self.selected = node
+                content = {**content, "sae": self.nodes[node]["sae"]}
         super()._on_custom_msg(widget, content, buffers)
 
     def request_node(self, node: int) -> None:
@@ -239,28 +234,6 @@ def _described(describe: Describe, sae: str, feature: int) -> SplitNode:
     return node
 
 
-def _walk(tree: pd.DataFrame, root: tuple[str, int], max_children: int,
-          depth: int) -> tuple[list[tuple[str, int]], list[tuple[int, int, float]]]:
-    parent_sae = tree["parent_sae"].astype(str)
-    if not (parent_sae == root[0]).any():
-        raise SaekitError(
-            f"{root[0]!r} is never a parent in this tree (parents: {sorted(set(parent_sae))}); "
-            "the root must come from a dictionary that has a larger one after it."
-        )
-    keys, edges, frontier = [root], [], [0]
-    for _ in range(depth):
-        nxt = []
-        for node in frontier:
-            sae, f = keys[node]
-            rows = tree[(parent_sae == sae) & (tree["parent"] == f)]
-            for r in rows.sort_values("cosine", ascending=False).head(max_children).itertuples():
-                keys.append((str(r.child_sae), int(r.child)))
-                edges.append((node, len(keys) - 1, float(r.cosine)))
-                nxt.append(len(keys) - 1)
-        frontier = nxt
-    return keys, edges
-
-
 def _state(nodes: list[SplitNode], edges: list[tuple[int, int, float]], cols: list[str]) -> dict[str, Any]:
     n = len(nodes)
     bad = [e for e in edges if not (0 <= int(e[0]) < n and 0 <= int(e[1]) < n)]
@@ -269,7 +242,7 @@ def _state(nodes: list[SplitNode], edges: list[tuple[int, int, float]], cols: li
     ex_tokens, ex_node, acts = [], [], []
     for i, node in enumerate(nodes):
         for j, ex in enumerate(node.examples):
-            a, _ = _example_arrays(ex, f"node {i} ({node.sae} #{node.feature}) example {j}")
+            a = example_acts(ex, f"node {i} ({node.sae} #{node.feature}) example {j}")
             ex_tokens.append([str(tok) for tok in ex.tokens])
             ex_node.append(i)
             acts.append(a)

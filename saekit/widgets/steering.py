@@ -29,6 +29,7 @@ from typing import Any
 import traitlets as t
 
 from saekit._html import fmt_value
+from saekit.analysis.steering import MODES
 from saekit.errors import SaekitError
 from saekit.widgets._base import SaekitView
 from saekit.widgets._bundle import bundle
@@ -79,8 +80,10 @@ class Steering(SaekitView):
             ``clamps`` maps feature id to the slider value of every switched-on slider.
         sliders: A :class:`SteerSlider` (or feature id, or dict of its fields) per feature.
         prompt: The starting prompt.
-        mode: ``"clamp"`` (values are activations to clamp to) or ``"multiply"``
-            (values scale the activation); shown on the page, passed on by the controller.
+        mode: one of :data:`saekit.analysis.steering.MODES`: ``"clamp"`` (values are
+            activations to clamp to), ``"scale"`` (values scale the activation) or ``"add"``
+            (values are added along the decoder direction); shown on the page, passed on
+            by the controller.
         code_fn: ``code_fn(prompt, clamps) -> str``, the Python call that reproduces the
             current output, shown by "copy as code". Default: ``code_template``.
         code_template: A ``str.format`` template with ``{prompt}``, ``{clamps}`` and
@@ -94,7 +97,7 @@ class Steering(SaekitView):
     _esm = bundle("steering.js")
 
     prompt = t.Unicode("").tag(sync=True)
-    mode = t.Enum(["clamp", "multiply"], default_value="clamp").tag(sync=True)
+    mode = t.Enum(list(MODES), default_value="clamp").tag(sync=True)
     sliders = t.List(t.Dict()).tag(sync=True)
     values = t.List(t.Float()).tag(sync=True)
     enabled = t.List(t.Bool()).tag(sync=True)

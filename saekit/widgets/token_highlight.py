@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import traitlets as t
@@ -23,6 +23,9 @@ from saekit._html import fmt_value, visible_token
 from saekit.errors import SaekitError
 from saekit.widgets._base import SaekitView, _to_numpy, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle
+
+if TYPE_CHECKING:
+    from saekit.analysis.highlight import TokenActivations
 
 __all__ = ["TokenDoc", "TokenHighlight"]
 
@@ -92,8 +95,7 @@ class TokenHighlight(SaekitView):
         feature_labels: Mapping[int, str] | None = None,
         title: str = "",
     ) -> None:
-        docs = [d if isinstance(d, TokenDoc) else TokenDoc(*d) for d in docs]
-        packed = _pack(docs, feature_ids)
+        packed = _pack([d if isinstance(d, TokenDoc) else TokenDoc(*d) for d in docs], feature_ids)
         ids = packed.pop("feature_ids")
         if selected_feature is None and ids:
             selected_feature = ids[0]
@@ -106,6 +108,19 @@ class TokenHighlight(SaekitView):
             feature_labels={str(k): str(v) for k, v in (feature_labels or {}).items()},
             title=title,
         )
+
+    @classmethod
+    def from_result(cls, result: TokenActivations, *, labels: Mapping[int, str] | None = None,
+                    title: str | None = None) -> TokenHighlight:
+        """The view of a :func:`saekit.analysis.token_activations` result (titled by its SAE)."""
+        docs = [TokenDoc(tok, acts, top_ids=ids, top_values=vals, mask=special)
+                for tok, acts, ids, vals, special in zip(result.tokens, result.acts, result.top_ids,
+                                                         result.top_values, result.special, strict=True)]
+        return cls(docs, feature_ids=list(result.shown), feature_labels=labels,
+                   title=result.sae if title is None else title)
+
+    def _own_sae(self) -> str:
+        return self.title or "sae"
 
     @property
     def n_tokens(self) -> int:
@@ -132,7 +147,10 @@ class TokenHighlight(SaekitView):
             return np.zeros(n, dtype=np.float32)
         ids = from_bytes(self.top_ids, "i4", (n, self.top_k))
         vals = from_bytes(self.top_values, "f4", (n, self.top_k))
-        return np.where(ids == feature, vals, 0.0).sum(axis=1).astype(np.float32)
+        out = np.zeros(n, dtype=np.float32)
+        rows, cols = np.nonzero(ids == feature)  # a feature appears at most once in a token's top k
+        out[rows] = vals[rows, cols]
+        return out
 
     def masked(self) -> np.ndarray:
         """Boolean ``[total_tokens]``: tokens shown greyed and left uncoloured."""

@@ -2,16 +2,17 @@
 
 The page draws the points on a canvas from binary buffers (tens of thousands of points
 stay fast). Hover shows a feature's label (e.g. its top tokens); a click on a point
-sets :attr:`~UmapView.requested_sae` / ``requested_feature`` and calls the
-:meth:`~saekit.widgets.SaekitView.on_feature_click` handlers; a lasso (drag) selects
+calls the :meth:`~saekit.widgets.SaekitView.on_feature_click` handlers with its
+:class:`~saekit.ids.FeatureRef`; a lasso (drag) selects
 points and syncs their indices back to Python in :attr:`~UmapView.selection`.
 
 Example:
     >>> import pandas as pd
+    >>> from saekit.analysis.results import UmapMap
     >>> from saekit.widgets import UmapView
-    >>> coords = pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0],
-    ...                        "x": [0.0, 1.0, 5.0], "y": [0.0, 0.5, 2.0]})
-    >>> view = UmapView(coords, labels=["the, a", "cat", "dog"])
+    >>> coords = UmapMap(pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 0],
+    ...                                "x": [0.0, 1.0, 5.0], "y": [0.0, 0.5, 2.0]}))
+    >>> view = UmapView.from_result(coords, labels=["the, a", "cat", "dog"])
     >>> view.selection = [0, 2]                       # what a lasso in the page does
     >>> print(view.to_text())
     UmapView · 3 points · 2 dictionaries (a: 2, b: 1) · colour by sae
@@ -29,11 +30,14 @@ import numpy as np
 import traitlets as t
 
 from saekit.errors import SaekitError
+from saekit.ids import FeatureRef
 from saekit.widgets._base import SaekitView, _to_numpy, as_bytes, from_bytes
 from saekit.widgets._bundle import bundle, read_css
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from saekit.analysis.results import UmapMap
 
 __all__ = ["UmapView"]
 
@@ -45,11 +49,11 @@ class UmapView(SaekitView):
     """Scatter of features (one point per decoder direction), with hover, click and lasso.
 
     Args:
-        coords: DataFrame ``sae, feature, x, y`` (``saekit.analysis.geometry.umap_coords``);
-            optional columns ``label``, ``density`` and ``cluster`` are used when the
-            arguments below are not given.
-        labels: Hover text per point: a sequence aligned with the rows of ``coords``, or
-            a mapping ``(sae, feature) -> text`` (missing ones are blank).
+        coords: A :func:`saekit.analysis.umap_coords` result (its frame: ``sae, feature,
+            x, y``; optional columns ``label``, ``density`` and ``cluster`` are used when
+            the arguments below are not given).
+        labels: Hover text per point: a sequence aligned with the points, or a mapping
+            ``FeatureRef`` (or ``(sae, feature)``) ``-> text`` (missing ones are blank).
         density: Firing density per point (fraction of tokens, 0..1), aligned with the rows.
         cluster: Integer cluster id per point (-1 = no cluster), aligned with the rows.
         color_by: ``"sae"``, ``"density"`` or ``"cluster"``.
@@ -59,7 +63,7 @@ class UmapView(SaekitView):
     ``point_feature`` (int32), ``xy`` (float32 ``[n, 2]``), ``labels``, ``density``
     (float32) with ``has_density``, ``cluster`` (int32) with ``has_cluster``,
     ``color_by``, ``highlight`` and ``selection`` (point indices), ``focus`` (one point
-    index or None), ``requested_sae``, ``title``.
+    index or None), ``title``.
     """
 
     _esm = bundle("umap_view.js")
@@ -79,11 +83,10 @@ class UmapView(SaekitView):
     highlight = t.List(t.Int()).tag(sync=True)
     focus = t.Int(None, allow_none=True).tag(sync=True)
     selection = t.List(t.Int()).tag(sync=True)
-    requested_sae = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
-        coords: pd.DataFrame,
+        coords: UmapMap,
         *,
         labels: Sequence[str] | Mapping[tuple[str, int], str] | None = None,
         density: Any = None,
@@ -91,12 +94,13 @@ class UmapView(SaekitView):
         color_by: str = "sae",
         title: str = "",
     ) -> None:
-        state = _points_state(coords)
-        n = len(coords)
-        labels = _column(coords, "label", labels)
-        density = _column(coords, "density", density)
-        cluster = _column(coords, "cluster", cluster)
-        state["labels"] = _labels(labels, coords, n)
+        frame = _frame_of(coords)
+        state = _points_state(frame)
+        n = len(frame)
+        labels = _column(frame, "label", labels)
+        density = _column(frame, "density", density)
+        cluster = _column(frame, "cluster", cluster)
+        state["labels"] = _labels(labels, frame, n)
         if density is not None:
             state["density"] = as_bytes(_aligned(density, n, "density"), "f4", name="density")
         if cluster is not None:
@@ -109,6 +113,11 @@ class UmapView(SaekitView):
         super().__init__(**state, has_density=density is not None, has_cluster=cluster is not None,
                          color_by=color_by, title=str(title))
         self.observe(self._check_indices, names=["selection", "highlight"])
+
+    @classmethod
+    def from_result(cls, result: UmapMap, **kwargs: Any) -> UmapView:
+        """The view of a :func:`saekit.analysis.umap_coords` result (``kwargs`` as above)."""
+        return cls(result, **kwargs)
 
     # ----- points ----------------------------------------------------------------------
     @property
@@ -160,9 +169,8 @@ class UmapView(SaekitView):
         })
 
     def request_point(self, index: int) -> None:
-        """Do what a click on point ``index`` does: set ``requested_sae`` and request its feature."""
-        self.requested_sae = self.point_saes()[index]
-        self.request_feature(int(self.point_features()[index]))
+        """Do what a click on point ``index`` does: request its feature's ref."""
+        self.request_feature(FeatureRef(self.point_saes()[index], int(self.point_features()[index])))
 
     def to_text(self) -> str:
         saes = self.point_saes()
@@ -198,21 +206,18 @@ class UmapView(SaekitView):
                 f"{change['name']}: point indices {bad[:5]} are outside 0..{self.n_points - 1}."
             )
 
-    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "feature_click":
-            sae = content.get("sae")
-            if isinstance(sae, str) and sae in self.sae_names:
-                self.requested_sae = sae
-        super()._on_custom_msg(widget, content, buffers)
+
+def _frame_of(coords: UmapMap) -> pd.DataFrame:
+    from saekit.analysis.results import UmapMap
+
+    if not isinstance(coords, UmapMap):
+        raise SaekitError(
+            f"UmapView shows a saekit.analysis.umap_coords(saes) result; got {type(coords).__name__}."
+        )
+    return coords.frame
 
 
 def _points_state(coords: pd.DataFrame) -> dict[str, Any]:
-    missing = [c for c in ("sae", "feature", "x", "y") if c not in getattr(coords, "columns", ())]
-    if missing:
-        raise SaekitError(
-            f"coords needs columns sae, feature, x, y; missing {missing}. Build it with "
-            "saekit.analysis.geometry.umap_coords(saes)."
-        )
     if len(coords) == 0:
         raise SaekitError("coords has no rows; there is nothing to plot.")
     names = [str(s) for s in dict.fromkeys(coords["sae"].tolist())]
@@ -244,7 +249,7 @@ def _labels(labels: Any, coords: pd.DataFrame, n: int) -> list[str]:
         return [""] * n
     if isinstance(labels, Mapping):
         keys = zip(coords["sae"].astype(str), coords["feature"].astype(int), strict=True)
-        return [str(labels.get(k, "")) for k in keys]
+        return [str(labels.get(FeatureRef(*k), labels.get(k, ""))) for k in keys]
     out = ["" if lab is None else str(lab) for lab in labels]
     if len(out) != n:
         raise SaekitError(f"labels needs one text per point ({n}); got {len(out)}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from saekit import figures
@@ -23,13 +24,19 @@ def _views():  # type: ignore[no-untyped-def]
                         feature_labels={4: HOSTILE[0]}, title=HOSTILE[1])
     rng = np.random.default_rng(0)
     counts, edges = np.histogram(rng.gamma(2.0, 1.0, 2000), bins=20)
-    card = FeatureCard({
-        "feature_id": 4, "density": 0.002, "max_act": 3.0, "mean_act": 1.1, "label": HOSTILE[0],
-        "top_examples": [(tokens, acts)], "quantiles": [("0.0 – 0.5 of max", [(tokens, acts / 4)])],
-        "histogram": {"edges": edges, "counts": counts},
-        "top_logits": [(HOSTILE[1], 1.0)], "bottom_logits": [(" dog", -0.5)],
-        "neighbours": [(9, 0.5)],
-    })
+    from saekit.analysis.results import LogitEffects, Neighbours
+    from saekit.analysis.stats import Example, FeatureView, QuantileBin
+
+    def example(values):  # type: ignore[no-untyped-def]
+        return Example(0, 2, float(values.max()), tuple(tokens), np.zeros(len(tokens), np.int64), values, 2)
+
+    logits = LogitEffects(pd.DataFrame({"feature": 4, "direction": ["top", "bottom"], "rank": [0, 0],
+                                        "token_id": [1, 2], "token": [HOSTILE[1], " dog"],
+                                        "logit": [1.0, -0.5]}), "s")
+    near = Neighbours(pd.DataFrame({"feature": [4], "rank": [0], "neighbour": [9], "cosine": [0.5]}), "s")
+    card = FeatureCard.from_result(FeatureView(
+        "s", 4, 0.002, 3.0, 0.5, 1.1, 40, (example(acts),), (QuantileBin(0, 0.0, 1.5, (example(acts / 4),)),),
+        (), edges.astype(float), counts.astype(float), HOSTILE[0], logits=logits, neighbours=near))
     steer = Steering(lambda p, c: (p + "!", p.upper()), [4], prompt=HOSTILE[0])
     steer.wait(5)
     mon = TrainingMonitor(min_interval=0)

@@ -21,7 +21,7 @@ function sliderParts(model, spec, i, offline) {
 }
 
 function showValue(sl, v) {
-  sl.num.textContent = sl.mode === "multiply" ? `×${fmt(v)}` : fmt(v);
+  sl.num.textContent = sl.mode === "scale" ? `×${fmt(v)}` : fmt(v);
 }
 
 function commitValue(model, sl, v) {
@@ -71,9 +71,15 @@ function sliderRow(model, spec, i, offline, schedule) {
   return sl.row;
 }
 
+const MODE_TITLES = {
+  clamp: "Features (clamp activation to)",
+  scale: "Features (multiply activation)",
+  add: "Features (add along direction)",
+};
+
 function clampText(pairs, mode) {
   if (!pairs.length) return "no features applied";
-  return pairs.map(([f, v]) => (mode === "multiply" ? `#${f} ×${fmt(v)}` : `#${f} = ${fmt(v)}`)).join(", ");
+  return pairs.map(([f, v]) => (mode === "scale" ? `#${f} ×${fmt(v)}` : `#${f} = ${fmt(v)}`)).join(", ");
 }
 
 // ----- state ---------------------------------------------------------------------------
@@ -172,8 +178,7 @@ function drawSliders(st) {
   const sliderBox = clear(st.el.sliderBox);
   const later = (key, fn, delay) => schedule(st, key, fn, delay);
   st.rows = (model.get("sliders") || []).map((spec, i) => sliderRow(model, spec, i, st.offline, later));
-  add(sliderBox, h("div", { class: "sk-sec-title" },
-    model.get("mode") === "multiply" ? "Features (multiply activation)" : "Features (clamp activation to)"), st.rows);
+  add(sliderBox, h("div", { class: "sk-sec-title" }, MODE_TITLES[model.get("mode")]), st.rows);
 }
 
 function drawStatus(st) {

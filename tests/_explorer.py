@@ -17,6 +17,7 @@ import pytest
 
 import saekit
 from saekit.analysis import geometry
+from saekit.analysis.results import UmapMap
 from saekit.ids import FeatureRef
 from saekit.sae import SAEConfig, TopKSAE, init_weights
 
@@ -53,18 +54,20 @@ def build_explorer(out: Path, model: saekit.Model, small: str = "small", large: 
     """Write the explorer into ``out`` (SAE names as given: they may be hostile)."""
     saes = {small: _sae(16, 0), large: _sae(64, 1)}
     stats = saekit.feature_stats(model, saes, _tiny.CORPUS, k=4, context=(5, 2), progress=False)
-    tree = geometry.match_features(saes)
+    tree = geometry.match_features(saes).frame
     counts = tree[tree.parent_sae == small].groupby("parent").size()
     parent = int(counts[counts >= 2].index[0])  # a root with two children at least
     children = set(tree[(tree.parent_sae == small) & (tree.parent == parent)].child.astype(int))
     carded = next(f for f in range(64) if f not in children)
-    nb = geometry.neighbours(saes[large], carded, k=8)["neighbour"].astype(int).tolist()
+    nb = geometry.neighbours(saes[large], carded, k=8).frame["neighbour"].astype(int).tolist()
     neighbour = next(f for f in nb if f not in children)
     bare = next(f for f in nb if f not in children and f != neighbour)
     from saekit._demo_outputs import write_explorer
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(geometry, "umap_coords", grid_coords)
+        fake = lambda named, **kw: UmapMap(grid_coords(named), next(iter(named)))  # noqa: E731
+        mp.setattr(geometry, "umap_coords", fake)
+        mp.setattr(saekit.analysis, "umap_coords", fake)
         index = write_explorer(out, model, saes, stats, list(_tiny.CORPUS), features=[carded, neighbour],
                                parent=parent, split_cards=1)
     cards = frozenset({FeatureRef(large, carded), FeatureRef(large, neighbour), FeatureRef(small, parent)})

@@ -18,6 +18,8 @@ import torch
 import saekit
 from saekit import plots
 from saekit.analysis._stats_view import Example, FeatureView, QuantileBin
+from saekit.analysis.geometry import max_cosine_to_smallest
+from saekit.analysis.results import LogitEffects, UmapMap
 from saekit.sae import TopKSAE, init_weights
 
 
@@ -90,15 +92,16 @@ def figure_cases(label: str) -> dict[str, Callable[[], object]]:
         "loss_levels": lambda: plots.loss_levels(_table(label)),
         "max_cosine_histograms": lambda: plots.max_cosine_histograms(
             {label: np.linspace(0.1, 0.9, 30), "other": np.linspace(0.3, 1.0, 30)}),
-        "max_cosine_vs_smallest": lambda: plots.max_cosine_vs_smallest(_saes(label)),
+        "max_cosine_to_smallest": lambda: plots.max_cosine_histograms(max_cosine_to_smallest(_saes(label))),
         "attribution_vs_ablation": lambda: plots.attribution_vs_ablation(_attribution()),
         "neuron_shares": lambda: plots.neuron_shares(_basis(label), n=3),
         "activation_histogram": lambda: plots.activation_histogram(feature_view(label)),
-        "logit_effects": lambda: plots.logit_effects(
-            pd.DataFrame({"token": [label, " down", " more"], "logit": [2.0, -1.0, 3.0]})),
-        "quantile_precision": lambda: plots.quantile_precision(plots.quantile_share(feature_view(), "cat"),
-                                                               label),
-        "umap_scatter": lambda: plots.umap_scatter(_umap(label)),
+        "logit_effects": lambda: plots.logit_effects(LogitEffects(
+            pd.DataFrame({"feature": [3] * 3, "direction": ["top", "bottom", "top"], "rank": [1, 0, 0],
+                          "token_id": [5, 6, 7],
+                          "token": [label, " down", " more"], "logit": [2.0, -1.0, 3.0]}), "s")),
+        "quantile_precision": lambda: plots.quantile_precision(feature_view().quantile_share("cat"), label),
+        "umap_scatter": lambda: plots.umap_scatter(UmapMap(_umap(label), label)),
         "steering_sweep": lambda: plots.steering_sweep(
             pd.DataFrame({"clamp": [0, 1, 2], label: [0, 3, 9]}), "clamp", label),
     }

@@ -100,9 +100,11 @@ def test_page_links_accept_relative_urls_only() -> None:
 
 
 def test_a_page_without_links_still_has_its_note_and_an_empty_map() -> None:
+    from _figure_cases import feature_view
+
     from saekit.widgets import FeatureCard
 
-    html = standalone_html(FeatureCard({"feature_id": 3, "sae_name": "topk-4608"}))
+    html = standalone_html(FeatureCard.from_result(feature_view("topk-4608")))
     assert 'id="saekit-note" role="status"' in html and "saekit-nav" not in html.split("<body>")[1]
     payload = json.loads(re.search(r'id="saekit-state">(.*?)</script>', html, re.S).group(1))
     assert payload["_links"] == {"cards": [], "sae": ""}

@@ -18,6 +18,7 @@ version is written once there is space again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -296,7 +297,7 @@ def test_umap_cache_keeps_previous_entries(disk: Disk, tmp_path: Path, monkeypat
         got = umap_coords(w, cache_dir=root / "u", progress=False)
         assert len(fits) == n_fits  # read from the cache, not fitted again
         unit = (w / w.norm(dim=1, keepdim=True)).numpy()
-        np.testing.assert_allclose(got["x"], unit[:, 0], rtol=1e-6)
+        np.testing.assert_allclose(got.frame["x"], unit[:, 0], rtol=1e-6)
 
     run_case(Case(
         old=lambda r: umap_coords(a, cache_dir=r / "u", progress=False),
@@ -374,15 +375,18 @@ def test_figure_export_keeps_previous_file(disk: Disk, tmp_path: Path) -> None:
 
 
 def test_explorer_export_keeps_previous_pages(disk: Disk, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from _figure_cases import feature_view
+
     from saekit import _demo_outputs, explore
     from saekit.widgets import FeatureCard
 
     label = ["old"]
 
     def card(*a: Any, **k: Any) -> FeatureCard:
-        return FeatureCard({"feature_id": 1, "density": 0.01, "max_act": 2.0, "mean_act": 1.0,
-                            "label": label[0], "sae_name": "x", "top_examples": [([" a"], [1.0])],
-                            "quantiles": [], "histogram": {"edges": [0, 1], "counts": [1]}})
+        view = dataclasses.replace(feature_view("x"), label=label[0])
+        card = FeatureCard.from_result(view)
+        card.features = lambda: [("x", 1)]  # type: ignore[method-assign]  # stands in for a splitting view
+        return card
 
     for name in ("umap", "splitting", "highlight", "feature_card"):
         monkeypatch.setattr(explore, name, card)  # the views' computations are tested elsewhere

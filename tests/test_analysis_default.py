@@ -38,6 +38,6 @@ def test_token_feature_logit_lens_and_full_vocab_sweep(default_model: saekit.Mod
 def test_large_clamp_changes_generated_text(default_model: saekit.Model) -> None:
     m = default_model
     sae = init_weights(TopKSAE(SAEConfig(d_in=m.d_model, d_sae=256, k=16, site="resid_post.15")), seed=0)
-    df = analysis.steer(m, sae, "The capital of France is", {17: 200.0}, max_new_tokens=6)
+    df = analysis.steer(m, sae, "The capital of France is", {17: 200.0}, max_new_tokens=6).frame
     assert "Paris" in df.baseline.iloc[0]
     assert df.changed.all(), df

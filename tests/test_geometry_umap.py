@@ -34,7 +34,7 @@ def test_real_umap_keeps_planted_clusters_apart() -> None:
     same = labels[:, None] == labels[None, :]
     assert cos[torch.from_numpy(same)].min() > cos[torch.from_numpy(~same)].max()
 
-    coords = umap_coords(dec, n_neighbors=8, cache_dir=False, progress=False)
+    coords = umap_coords(dec, n_neighbors=8, cache_dir=False, progress=False).frame
     assert len(coords) == len(labels) and coords["feature"].tolist() == list(range(len(labels)))
     xy = coords[["x", "y"]].to_numpy()
     assert np.isfinite(xy).all()
@@ -51,7 +51,7 @@ def test_real_umap_keeps_planted_clusters_apart() -> None:
 def test_joint_umap_puts_the_same_cluster_of_two_dictionaries_together() -> None:
     dec, labels = _planted(1)
     a, b = dec[:30], dec[30:]
-    coords = umap_coords({"a": a, "b": b}, n_neighbors=8, cache_dir=False, progress=False)
+    coords = umap_coords({"a": a, "b": b}, n_neighbors=8, cache_dir=False, progress=False).frame
     assert coords["sae"].tolist() == ["a"] * 30 + ["b"] * 30
     assert coords["feature"].tolist() == list(range(30)) * 2
     xy = coords[["x", "y"]].to_numpy()

@@ -149,7 +149,7 @@ def test_demo_explorer_pages_from_results(tiny_llama, saes, stats, tmp_path, mon
         return analysis.UmapMap(pd.DataFrame(_grid(named)))
 
     monkeypatch.setattr(analysis, "umap_coords", fake_coords)
-    index = write_explorer(tmp_path, tiny_llama, saes, stats, [TEXT, "A dog ran."], n_cards=2)
+    index = write_explorer(tmp_path, tiny_llama, saes, stats, [TEXT, "A dog ran."], n_cards=2, split_cards=0)
     pages = {p.name for p in tmp_path.rglob("*.html")}
     assert {"index.html", "umap.html", "splitting.html", "highlight.html"} <= pages
     assert len(list((tmp_path / "cards").glob("*.html"))) == 2 and index.read_text().count("cards/") == 2

@@ -115,21 +115,35 @@ def _token_highlight() -> tuple[Any, list[Step]]:
     return view, steps
 
 
+def _example(tokens: list[str], acts: Any) -> Any:
+    """A card/splitting example: ``tokens`` with the feature's activation at each."""
+    from saekit.analysis.stats import Example
+
+    acts = np.asarray(acts, np.float32)
+    return Example(0, int(np.argmax(acts)), float(acts.max()), tuple(tokens), np.zeros(len(tokens), np.int64),
+                   acts, int(np.argmax(acts)))
+
+
 def _feature_card() -> tuple[Any, list[Step]]:
+    from saekit.analysis.results import LogitEffects, Neighbours
+    from saekit.analysis.stats import FeatureView, QuantileBin
     from saekit.widgets import FeatureCard
 
     tokens = ["<bos>", " The", " cat", "\n", " sat"]
     acts = np.array([0, 0.5, 3.0, 0, 1.5], np.float32)
     edges = np.linspace(0, 3, 7)
-    card = FeatureCard({
-        "feature_id": 4, "density": 0.002, "max_act": 3.0, "mean_act": 1.1, "label": "cats",
-        "sae_name": "res-8",
-        "top_examples": [(tokens, acts), ([" a", " cat"], np.array([0, 2.5], np.float32))],
-        "quantiles": [("0.0 – 0.5 of max", [(tokens, acts / 4)])],
-        "histogram": {"edges": edges, "counts": np.array([40, 20, 10, 5, 2, 1])},
-        "top_logits": [(" meow", 1.0), (" purr", 0.5)], "bottom_logits": [(" dog", -0.5)],
-        "neighbours": [(9, 0.5), (11, -0.25)],
-    })
+    logits = LogitEffects(pd.DataFrame({"feature": 4, "direction": ["top", "top", "bottom"],
+                                        "rank": [0, 1, 0], "token_id": [1, 2, 3],
+                                        "token": [" meow", " purr", " dog"], "logit": [1.0, 0.5, -0.5]}),
+                          "res-8")
+    near = Neighbours(pd.DataFrame({"feature": 4, "rank": [0, 1], "neighbour": [9, 11],
+                                    "cosine": [0.5, -0.25]}), "res-8")
+    card = FeatureCard.from_result(FeatureView(
+        sae="res-8", feature=4, density=0.002, max_act=3.0, mean_act=0.5, mean_active_act=1.1, n_active=78,
+        top=(_example(tokens, acts), _example([" a", " cat"], [0, 2.5])),
+        quantiles=(QuantileBin(0, 0.0, 1.5, (_example(tokens, acts / 4),)),), random=(),
+        hist_edges=edges, hist_counts=np.array([40.0, 20, 10, 5, 2, 1]), label="cats",
+        logits=logits, neighbours=near))
     steps: list[Step] = [
         ("hover-token", _hover(".sk-ex-text .sk-tok", 2)),
         ("hover-masked", _fresh(_hover(".sk-ex-text .sk-tok", 0))),
@@ -176,11 +190,12 @@ def _training_monitor() -> tuple[Any, list[Step]]:
 
 
 def _umap() -> tuple[Any, list[Step]]:
+    from saekit.analysis.results import UmapMap
     from saekit.widgets import UmapView
 
     coords = pd.DataFrame({"sae": ["a", "a", "a", "b", "b", "b"], "feature": [0, 5, 7, 0, 1, 3],
                            "x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "y": [0.0, 2.0, 1.0, 3.0, 0.5, 2.5]})
-    view = UmapView(coords, labels=["zero", "five", "", "b0", "b1", "b3"],
+    view = UmapView.from_result(UmapMap(coords), labels=["zero", "five", "", "b0", "b1", "b3"],
                     density=[0.5, 0.0, 1e-3, 0.25, 0.01, 0.1], cluster=[0, 1, 1, -1, 2, 0], title="Map")
 
     def point(page: Any, i: int) -> tuple[float, float]:
@@ -215,13 +230,18 @@ def _umap() -> tuple[Any, list[Step]]:
 
 
 def _splitting() -> tuple[Any, list[Step]]:
-    from saekit.widgets import CardExample, FeatureSplitting, SplitNode
+    from saekit.analysis.results import SplittingTree
+    from saekit.widgets import FeatureSplitting, SplitNode
 
-    ex = [CardExample([" the", " cat", "\n", " sat"], [0.0, 2.0, 0.0, 1.0])]
-    nodes = [SplitNode("s", 1, "animals", ex, max_act=2.0, density=0.01),
-             SplitNode("m", 0, "cats", ex, max_act=2.0), SplitNode("m", 2, "dogs", [], density=0.002),
-             SplitNode("l", 5, "kittens", ex)]
-    view = FeatureSplitting(nodes, [(0, 1, 0.9), (0, 2, 0.6), (1, 3, 0.7)], title="Split")
+    ex = [_example([" the", " cat", "\n", " sat"], [0.0, 2.0, 0.0, 1.0])]
+    nodes = {("s", 1): SplitNode("s", 1, "animals", ex, max_act=2.0, density=0.01),
+             ("m", 0): SplitNode("m", 0, "cats", ex, max_act=2.0),
+             ("m", 2): SplitNode("m", 2, "dogs", [], density=0.002),
+             ("l", 5): SplitNode("l", 5, "kittens", ex)}
+    rows = [(0, "s", 1, "m", 0, 0.9), (0, "s", 1, "m", 2, 0.6), (1, "m", 0, "l", 5, 0.7)]
+    tree = SplittingTree(pd.DataFrame(rows, columns=["level", "parent_sae", "parent", "child_sae", "child",
+                                                     "cosine"]), "s")
+    view = FeatureSplitting.from_result(tree, ("s", 1), describe=lambda sae, f: nodes[sae, f], title="Split")
     steps: list[Step] = [
         ("hover-node", _hover(".sk-node[data-node='2']")),
         ("select-node", _click(".sk-node[data-node='1']")),
@@ -231,15 +251,24 @@ def _splitting() -> tuple[Any, list[Step]]:
 
 
 def _logit_attribution() -> tuple[Any, list[Step]]:
-    from saekit.widgets import AttributionRanking, LogitAttribution
+    from saekit.analysis.results import Attribution, FeatureAblation, LogitEffects
+    from saekit.widgets import LogitAttribution
 
     tokens = ["<bos>", " The", " cat", " sat", "\n"]
-    view = LogitAttribution(tokens, [0.0, 0.5, 2.0, 1.0, 0.0], [0.0, -1.0, 0.5, 0.01, -0.3], feature_id=2,
-                            mask=[1, 0, 0, 0, 0], label="cats", sae_name="res-8",
-                            top_logits=[(" meow", 1.0)], bottom_logits=[(" dog", -0.5)],
-                            feature_labels={5: "five", 2: "self"},
-                            ranking=AttributionRanking(" sat", [5, 2, 8], [1.0, -0.5, 0.25], [2.0, 1.0, 0.5],
-                                                       token=3))
+    # row pos: the effect on predicting token pos + 1 (shown under that token)
+    ablation = FeatureAblation(pd.DataFrame({
+        "feature": 2, "pos": range(5), "token_id": range(5), "token": tokens,
+        "activation": [0.0, 0.5, 2.0, 1.0, 0.0],
+        "next_token_id": [1, 2, 3, 4, -1], "next_token": [*tokens[1:], ""],
+        "delta": [-1.0, 0.5, 0.01, -0.3, np.nan]}), "res-8", np.array([1, 0, 0, 0, 0], bool))
+    logits = LogitEffects(pd.DataFrame({"feature": 2, "direction": ["top", "bottom"], "rank": [0, 0],
+                                        "token_id": [7, 8], "token": [" meow", " dog"],
+                                        "logit": [1.0, -0.5]}), "res-8")
+    ranking = Attribution(pd.DataFrame({"sae": "res-8", "pos": 2, "feature": [5, 2, 8],
+                                        "activation": [2.0, 1.0, 0.5], "attribution": [1.0, -0.5, 0.25]}),
+                          "res-8", " sat", token=3)
+    view = LogitAttribution.from_result(ablation, logits, label="cats", feature_labels={5: "five", 2: "self"},
+                                        ranking=ranking)
     steps: list[Step] = [
         ("hover-token", _hover(".sk-la-text .sk-tok", 2)),
         ("pin-token", _click(".sk-la-text .sk-tok", 1)),

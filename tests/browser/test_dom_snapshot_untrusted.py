@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from saekit import figures
@@ -35,21 +36,39 @@ def _highlight(tokens: list[str], label: str = "cats") -> Any:
                           title=label)
 
 
+def _example(tokens: list[str], acts: Any) -> Any:
+    from saekit.analysis.stats import Example
+
+    acts = np.asarray(acts, np.float32)
+    return Example(0, 0, float(acts.max()), tuple(tokens), np.zeros(len(tokens), np.int64), acts,
+                   int(np.argmax(acts)))
+
+
 def _card(tokens: list[str], label: str = "cats") -> Any:
+    from saekit.analysis.results import LogitEffects
+    from saekit.analysis.stats import FeatureView
     from saekit.widgets import FeatureCard
 
-    acts = np.linspace(0, 2, len(tokens), dtype=np.float32)
-    return FeatureCard({"feature_id": 3, "label": label, "sae_name": label, "max_act": 2.0,
-                        "top_examples": [(tokens, acts)], "top_logits": [(tokens[1], 1.0), (label, 0.5)],
-                        "bottom_logits": [(tokens[-1], -1.0)]})
+    logits = LogitEffects(pd.DataFrame({"feature": 3, "direction": ["top", "top", "bottom"],
+                                        "rank": [0, 1, 0], "token_id": [1, 2, 3],
+                                        "token": [tokens[1], label, tokens[-1]], "logit": [1.0, 0.5, -1.0]}),
+                          label)
+    return FeatureCard.from_result(FeatureView(
+        sae=label, feature=3, density=0.0, max_act=2.0, mean_act=0.0, mean_active_act=float("nan"),
+        n_active=0,
+        top=(_example(tokens, np.linspace(0, 2, len(tokens))),), quantiles=(), random=(),
+        hist_edges=np.zeros(0), hist_counts=np.zeros(0), label=label, logits=logits))
 
 
 def _splitting(tokens: list[str], label: str = "cats") -> Any:
-    from saekit.widgets import CardExample, FeatureSplitting, SplitNode
+    from saekit.analysis.results import SplittingTree
+    from saekit.widgets import FeatureSplitting, SplitNode
 
-    ex = [CardExample(tokens, np.linspace(0, 2, len(tokens)))]
-    return FeatureSplitting([SplitNode("s", 1, label, ex, max_act=2.0), SplitNode("m", 2, label, ex)],
-                            [(0, 1, 0.8)], title=label)
+    ex = [_example(tokens, np.linspace(0, 2, len(tokens)))]
+    nodes = {("s", 1): SplitNode("s", 1, label, ex, max_act=2.0), ("m", 2): SplitNode("m", 2, label, ex)}
+    columns = ["level", "parent_sae", "parent", "child_sae", "child", "cosine"]
+    tree = SplittingTree(pd.DataFrame([(0, "s", 1, "m", 2, 0.8)], columns=columns), "s")
+    return FeatureSplitting.from_result(tree, ("s", 1), describe=lambda sae, f: nodes[sae, f], title=label)
 
 
 def _attribution(tokens: list[str], label: str = "cats") -> Any:
@@ -151,13 +170,12 @@ def test_long_token_and_label_do_not_widen_the_page(open_view, name: str) -> Non
 
 
 def test_umap_and_steering_labels_and_outputs(open_view) -> None:  # type: ignore[no-untyped-def]
-    import pandas as pd
-
+    from saekit.analysis.results import UmapMap
     from saekit.widgets import Steering, UmapView
 
     coords = pd.DataFrame({"sae": ["a", "a", "b"], "feature": [0, 1, 2],
                            "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5]})
-    umap = UmapView(coords, labels=[f"lab{RLO}el", "y" * 5000, " end"], title="map")
+    umap = UmapView.from_result(UmapMap(coords), labels=[f"lab{RLO}el", "y" * 5000, " end"], title="map")
     umap.selection = [0, 1, 2]
     page = open_view(umap, "umap")
     assert page.evaluate("() => document.documentElement.scrollWidth") < 2000

@@ -83,17 +83,15 @@ function __decode(v) {
 const __data = {};
 for (const [k, v] of Object.entries(__payload)) __data[k] = __decode(v);
 // Feature clicks: a message {type: "feature_click", feature: id | {sae, feature}, sae?} or
-// {ref: {sae, feature}}, or one of these traits set and saved. They open the feature's
-// page in this export, or say in the page that there is none.
+// {ref: {sae, feature}}. They open the feature's page in this export, or say in the page
+// that there is none.
 const __links = __payload._links || { cards: [], sae: "" };
 const __cards = new Map((__links.cards || []).map(([s, f, url]) => [JSON.stringify([s, f]), url]));
-const __CLICK_TRAITS = ["requested_feature", "requested_ref"];
-let __clicked = null;
 function __asRef(value, sae) {
   const isRef = value && typeof value === "object" && !Array.isArray(value);
   if (isRef) return __asRef(value.feature, value.sae || sae);
   if (!Number.isInteger(value) || value < 0) return null;
-  const name = sae || __data.requested_sae || __data.sae_name || __links.sae || "";
+  const name = sae || __data.sae_name || __links.sae || "";
   return { sae: String(name), feature: value };
 }
 function __note(text) {
@@ -119,14 +117,9 @@ const __model = {
   set: (k, v) => {
     const old = __data[k];
     __data[k] = v;
-    if (__CLICK_TRAITS.includes(k)) __clicked = k;
     if (old !== v) for (const f of (__listeners["change:" + k] || []).slice()) f();
   },
-  save_changes: () => {
-    const k = __clicked;
-    __clicked = null;
-    if (k) __open(__asRef(__data[k], __data.requested_sae));
-  },
+  save_changes: () => {},
   on: (ev, f) => { (__listeners[ev] = __listeners[ev] || []).push(f); },
   off: (ev, f) => { if (ev) __listeners[ev] = (__listeners[ev] || []).filter((g) => g !== f); },
   send: (msg) => {

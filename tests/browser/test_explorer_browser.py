@@ -135,20 +135,15 @@ export default {
     button("object", () => model.send({ type: "feature_click", feature: { sae: "b", feature: 4 } }));
     button("ref", () => model.send({ type: "feature_click", ref: { sae: "a", feature: 2 } }));
     button("bare-id", () => model.send({ type: "feature_click", feature: 9 }));
-    button("trait-ref", () => {
-      model.set("requested_ref", { sae: "b", feature: 5 }); model.save_changes();
-    });
-    button("trait-id", () => {
-      model.set("requested_sae", "a"); model.set("requested_feature", 7); model.save_changes();
-    });
+    button("sae", () => model.send({ type: "feature_click", feature: 7, sae: "a" }));
+    button("ref-b", () => model.send({ type: "feature_click", feature: { sae: "b", feature: 5 } }));
   },
 };
 """
 
 
 def test_shim_reads_every_click_form(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """An id with the view's or the page's SAE, a {sae, feature} object, or a click trait set and saved."""
-    import traitlets as t
+    """An id with the message's, the view's or the page's SAE, or a {sae, feature} object."""
     from playwright.sync_api import expect
 
     from saekit import figures
@@ -157,7 +152,6 @@ def test_shim_reads_every_click_form(page, tmp_path: Path) -> None:  # type: ign
 
     class Clicks(SaekitView):
         _esm = _CLICKS_ESM
-        requested_sae = t.Unicode("").tag(sync=True)
 
         def to_text(self) -> str:
             return "Clicks"
@@ -167,7 +161,7 @@ def test_shim_reads_every_click_form(page, tmp_path: Path) -> None:  # type: ign
     path = figures.export(Clicks(), tmp_path / "clicks.html", links=links)
     note = page.locator("#saekit-note")
     for button, expected in [("object", "No card for b #4"), ("bare-id", "No card for c #9"),
-                             ("trait-id", "No card for a #7"), ("ref", "#a2"), ("trait-ref", "#b5")]:
+                             ("sae", "No card for a #7"), ("ref", "#a2"), ("ref-b", "#b5")]:
         _open(page, path)
         page.locator(f"#{button}").click()
         if expected.startswith("#"):

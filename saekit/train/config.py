@@ -89,13 +89,19 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "float32"
     normalize_activations: bool = True
+    balance_dims: bool | Literal["auto"] = "auto"
+    init_tokens: int = 32768
     b_dec_init: BDecInit = "geometric_median"
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     sparse_kernels: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive(self, ("batch_size", "k", "log_every", "keep_checkpoints"))
+        _check_positive(self, ("batch_size", "k", "log_every", "keep_checkpoints", "init_tokens"))
+        if self.balance_dims not in (True, False, "auto"):
+            raise SaekitError(
+                f"TrainConfig.balance_dims must be True, False or 'auto', got {self.balance_dims!r}."
+            )
         if self.steps is not None and self.total_tokens is not None:
             raise SaekitError(
                 f"TrainConfig got both steps={self.steps} and total_tokens="

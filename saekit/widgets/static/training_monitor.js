@@ -120,6 +120,10 @@ function render({ model, el }) {
     if (!lines.length) { add(root, h("div", { class: "sk-empty" }, "Waiting for the first update(step, metrics)…")); return; }
     add(root, h("div", { class: "sk-series-legend" }, saes.map((sae) =>
       h("span", {}, h("span", { class: "sk-line-key", style: { background: css(colourOf(sae)) } }), sae))));
+    // Warnings from the trainer (e.g. EV dominated by a few massive dimensions).
+    for (const [sae, note] of Object.entries(model.get("notes") || {})) {
+      add(root, h("div", { class: "sk-error", role: "note", "data-sae": sae }, `${sae}: ${note}`));
+    }
     const grid = h("div", { class: "sk-charts" });
     for (const metric of model.get("metrics") || []) {
       const mine = lines.filter((ln) => ln.metric === metric);
@@ -134,7 +138,7 @@ function render({ model, el }) {
     add(root, grid);
   }
   draw();
-  const off = listen(model, ["series", "data", "saes", "metrics", "step", "title"], () => {
+  const off = listen(model, ["series", "data", "saes", "metrics", "step", "title", "notes"], () => {
     if (draw.pending) return;
     draw.pending = true;
     queueMicrotask(() => { draw.pending = false; draw(); });

@@ -2,9 +2,11 @@
 
 The SAE trains on ``x * scale / dim_scale``: ``scale`` brings a typical squared norm
 (of ``x / dim_scale``) to ``d_in`` (estimated on many vectors, by the median so that a
-few outlier tokens do not move it), and ``dim_scale`` (``None`` or ``[d_in]``, mostly 1) shrinks the few
-"massive" dimensions that would otherwise hold most of the variance (Gemma 3, Llama
-and Qwen models have such dimensions at some layers). Both are folded into the weights
+few outlier tokens do not move it). ``dim_scale`` (``None``, or ``[d_in]``) is each
+dimension's standard deviation: it is set only when a few "massive" dimensions hold a
+large share of the variance (Gemma 3, Llama and Qwen models have such dimensions at
+some layers), and then every dimension weighs the same in the loss instead of the
+massive ones taking most of the dictionary. Both are folded into the weights
 at the end (:func:`fold_dims`, then the objective's ``fold_scale``), so the returned SAE
 takes raw activations.
 
@@ -28,12 +30,15 @@ from torch import Tensor
 from saekit.sae.base import SAE
 
 # A dimension is "massive" when its variance exceeds this multiple of the median
-# dimension's variance. It is then scaled down to this multiple (not to 1): it still
-# weighs as much as CAP ordinary dimensions in the loss.
+# dimension's variance.
 CAP = 16.0
-# "auto" rebalances only when the massive dimensions hold at least this share of the
-# variance (Gemma 3 270M resid_post.9: 2 dims, 0.60; SmolLM2 resid_post.15: none).
+# "auto" standardises the dimensions only when the massive ones hold at least this
+# share of the variance (Gemma 3 270M resid_post.9: 6 dims, 0.66; SmolLM2-135M
+# resid_post.15: 8 dims, 0.18).
 AUTO_SHARE = 0.25
+# Dimensions with less variance than this fraction of the median are scaled as if
+# they had this much (a constant dimension is not blown up).
+FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,8 @@ class Normalization:
 
     Attributes:
         scale: global multiplier (1.0 when normalisation is off).
-        dim_scale: ``[d_in]`` per-dimension divisor (>= 1), or ``None``.
+        dim_scale: ``[d_in]`` per-dimension divisor (each dimension's standard
+            deviation, relative to the median one), or ``None``.
         dominant: the dimensions holding the most variance, largest first (at most 8,
             those above ``CAP`` x the median dimension's variance).
         dominant_share: their share of the total variance.
@@ -70,8 +76,9 @@ def estimate(sample: Tensor, *, normalize: bool = True, balance: str | bool = "a
     Args:
         sample: vectors from the first batches of the run.
         normalize: estimate the global scale (else 1.0).
-        balance: ``"auto"`` rebalances massive dimensions when they hold at least
-            ``AUTO_SHARE`` of the variance, ``True`` always does, ``False`` never.
+        balance: ``"auto"`` standardises the dimensions when massive ones hold at
+            least ``AUTO_SHARE`` of the variance, ``True`` whenever there are massive
+            dimensions, ``False`` never.
     """
     x = sample.double()
     var = x.var(0) if len(x) > 1 else torch.zeros(x.shape[1], dtype=x.dtype)
@@ -80,7 +87,7 @@ def estimate(sample: Tensor, *, normalize: bool = True, balance: str | bool = "a
     dim_scale = None
     if on and massive:
         ratio = var / var.median().clamp_min(1e-30)
-        dim_scale = (ratio / CAP).clamp_min(1.0).sqrt().float()  # variance capped at CAP x median
+        dim_scale = ratio.clamp_min(FLOOR).sqrt().float()  # every dimension: same variance
         x = x / dim_scale.double()  # the global scale is set after rebalancing
     sq = x.pow(2).sum(-1)
     scale = math.sqrt(x.shape[1] / float(sq.median().clamp_min(1e-30))) if normalize else 1.0

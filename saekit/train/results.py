@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,18 @@ class TrainStep:
         tokens: training vectors consumed.
         metrics: SAE name -> metric -> value, averaged since the previous event:
             ``loss``, ``mse``, ``l0``, ``explained_variance``, ``dead_fraction``,
-            ``aux`` (AuxK / L1 / L0 term) and ``lr``.
+            ``aux`` (AuxK / L1 / L0 term) and ``lr``; when a few massive dimensions
+            hold most of the variance, also ``explained_variance_rest`` (EV on the
+            other dimensions, measured on the last batch).
+        notes: SAE name -> a warning sentence, for SAEs whose EV misleads (see
+            :func:`saekit.train._diagnostics.quality_note`); empty when none.
     """
 
     step: int
     n_steps: int
     tokens: int
     metrics: Mapping[str, Mapping[str, float]]
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fraction_done(self) -> float:

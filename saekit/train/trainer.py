@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from saekit.errors import SaekitError
 from saekit.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from saekit.train._diagnostics import quality_note
 from saekit.train._members import (
     SAESpec,
     build_saes,
@@ -37,6 +38,7 @@ from saekit.train._members import (
     member_names,
     with_provenance,
 )
+from saekit.train._normalize import AUTO_SHARE, Normalization, estimate
 from saekit.train._objectives import StepContext, StepOutput, _global_var
 from saekit.train._source import Source, as_batches, source_d_in, source_len
 from saekit.train.config import TrainConfig
@@ -111,7 +113,7 @@ class _Run:
         self.records: list[dict[str, Any]] = []
         self.last_checkpoint: Path | None = ckpt
         self.saved_step = -1
-        self.pending: Tensor | None = None
+        self.pending: list[Tensor] = []  # batches read for initialisation, trained on first
         self._mid_step = False
         self.var_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         if ckpt is None:
@@ -119,37 +121,57 @@ class _Run:
         else:
             self._resume(source, specs, ckpt)
         self.window = cfg.dead_window(self.n_steps)
+        dim_scale = self.norm.dim_scale
+        self._metric_weight = None if dim_scale is None else dim_scale.to(self.device).pow(2)
+        self._rest: Tensor | None = None  # [d_in] raw-axis weights, 0 on the massive dims
+        self._last_x: Tensor | None = None
+        if self.norm.dominant and self.norm.dominant_share >= AUTO_SHARE:
+            d_in = self.members[0].sae.d_in
+            rest = torch.ones(d_in, dtype=torch.float64, device=self.device)
+            rest[list(self.norm.dominant)] = 0.0
+            self._rest = rest if dim_scale is None else rest * self._metric_weight.double()
 
     # -- setup -------------------------------------------------------------------------
 
     def _start_fresh(self, source: Source, specs: Sequence[SAESpec] | SAESpec) -> None:
         self.batches = as_batches(source, self.cfg.batch_size, seed=self.cfg.seed, start=0)
-        first = next(self.batches, None)  # [batch, d_in]: initialises, then trains step 0
-        if first is None:
-            raise SaekitError("The activation source yielded no complete batch.")
-        self._check_batch(first, 0)
-        self.pending = first
-        d_in = source_d_in(source, first)
+        sample = self._init_sample()  # [<= init_tokens, d_in], from the first batches
+        d_in = source_d_in(source, sample)
         specs = _as_list(specs)
         saes = with_provenance(build_saes(specs, d_in, self.cfg), source)
-        x = first.to(torch.float64)
-        self.scale = (
-            math.sqrt(d_in / float(x.pow(2).sum(-1).mean().clamp_min(1e-30)))
-            if self.cfg.normalize_activations
-            else 1.0
-        )
+        self.norm = estimate(sample, normalize=self.cfg.normalize_activations, balance=self.cfg.balance_dims)
         fresh = [not isinstance(s, torch.nn.Module) for s in specs]
         for sae, is_fresh in zip(saes, fresh, strict=True):
-            initialise(sae, is_fresh, first * self.scale, self.scale, self.cfg)
+            initialise(sae, is_fresh, self.norm.apply(sample), self.norm, self.cfg)
         self.members = [
             make_member(n, s, self.cfg, self.device) for n, s in zip(member_names(saes), saes, strict=True)
         ]
+
+    def _init_sample(self) -> Tensor:
+        """Read the first batches (kept in ``pending`` to train on) up to ``init_tokens``."""
+        want = max(1, min(self.n_steps, math.ceil(self.cfg.init_tokens / self.cfg.batch_size)))
+        good = 0  # batches before the first one with NaN/inf (that one fails at its step)
+        while len(self.pending) < want:
+            batch = next(self.batches, None)  # [batch, d_in]
+            if batch is None:
+                break
+            self.pending.append(batch)
+            if not bool(torch.isfinite(batch).all()):
+                break
+            good += 1
+        if not self.pending:
+            raise SaekitError("The activation source yielded no complete batch.")
+        if good == 0:
+            self._check_batch(self.pending[0], 0)
+        return torch.cat(self.pending[:good])[: self.cfg.init_tokens].float()
 
     def _resume(self, source: Source, specs: Sequence[SAESpec] | SAESpec, ckpt: Path) -> None:
         meta, tensors = load_checkpoint(ckpt)
         self._check_same_run(meta)
         self.step = int(meta["step"])
-        self.scale = float(meta["scale"])
+        dim_scale = tensors.get("run.dim_scale")
+        self.norm = Normalization(float(meta["scale"]), dim_scale, tuple(meta.get("dominant", ())),
+                                  float(meta.get("dominant_share", 0.0)))
         self.records = list(meta["history"])
         saes = with_provenance(build_saes(_as_list(specs), int(meta["d_in"]), self.cfg), source)
         names = member_names(saes)
@@ -229,8 +251,9 @@ class _Run:
                 self._save()
 
     def _next_batch(self) -> Tensor | None:
-        if self.pending is not None:
-            batch, self.pending = self.pending, None
+        if self.pending:
+            batch = self.pending.pop(0)
+            self._check_batch(batch, self.step)
             return batch
         fetched = next(self.batches, None)
         if fetched is not None:
@@ -256,13 +279,17 @@ class _Run:
         )
 
     def _train_step(self, batch: Tensor) -> None:
-        x = self.dp.shard(batch).to(self.device, torch.float32) * self.scale  # [n_local, d_in]
+        x = self.norm.apply(self.dp.shard(batch).to(self.device, torch.float32))  # [n_local, d_in]
         var_x = _global_var(x, self.dp)
+        metric_w = self._metric_weight  # [d_in] or None: squared errors back on the raw axes
+        var_raw = var_x if metric_w is None else _global_var(x * metric_w.sqrt(), self.dp)
+        self._last_x = x if self._rest is not None else None
         lr_mult = self.cfg.lr_scale(self.step, self.n_steps)
         sparsity = self.cfg.sparsity_scale(self.step, self.n_steps)
         outs: list[StepOutput] = []
         for m in self.members:
-            ctx = StepContext(m.since_fired >= self.window, sparsity, var_x, self.dp, self.n_steps)
+            ctx = StepContext(m.since_fired >= self.window, sparsity, var_x, self.dp, self.n_steps,
+                              metric_w)
             out = m.objective.loss(m.sae, x.to(m.sae.W_enc.dtype), ctx)
             m.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -282,7 +309,7 @@ class _Run:
             m.since_fired = torch.where(f, 0, m.since_fired + self.cfg.batch_size)
             stats = [out.loss.detach(), out.sse, out.active.to(out.sse), out.aux]
             m.sums += torch.stack(stats).to(m.sums)
-        self.var_sum += var_x * len(batch)
+        self.var_sum += var_raw * len(batch)
 
     def _check_losses(self, outs: list[StepOutput]) -> None:
         finite = torch.isfinite(torch.stack([o.loss.detach() for o in outs]))
@@ -316,6 +343,8 @@ class _Run:
                 "aux": aux / (since_log * self.dp.world_size),
                 "lr": m.base_lr * lr_mult,
             }
+            if self._rest is not None:
+                metrics[m.name]["explained_variance_rest"] = self._ev_rest(m.sae)
             m.sums.zero_()
             for metric, value in metrics[m.name].items():
                 self.records.append(
@@ -329,19 +358,42 @@ class _Run:
                     }
                 )
         self.var_sum.zero_()
-        return TrainStep(self.step, self.n_steps, self.step * self.cfg.batch_size, metrics)
+        notes = {name: self._note(values) for name, values in metrics.items()}
+        return TrainStep(self.step, self.n_steps, self.step * self.cfg.batch_size, metrics,
+                         {k: v for k, v in notes.items() if v})
+
+    @torch.no_grad()
+    def _ev_rest(self, sae: torch.nn.Module) -> float:
+        """EV outside the massive dimensions, on the last batch (raw axes)."""
+        assert self._rest is not None and self._last_x is not None
+        x = self._last_x  # [n_local, d_in], normalised
+        err = (sae(x.to(sae.W_enc.dtype)) - x).double().pow(2).sum(0)  # [d_in]
+        dev = (x - x.mean(0)).double().pow(2).sum(0)  # local centring: a fine estimate
+        sums = self.dp.sum(torch.stack([(err * self._rest).sum(), (dev * self._rest).sum()]))
+        return 1.0 - float(sums[0] / sums[1].clamp_min(1e-30))
+
+    def _note(self, values: dict[str, float]) -> str:
+        if "explained_variance_rest" not in values:
+            return ""
+        return quality_note(values["explained_variance"], values["explained_variance_rest"],
+                            self.norm.dominant, self.norm.dominant_share,
+                            d_in=self.members[0].sae.d_in)
 
     def _save(self) -> None:
         assert self.folder is not None
         if self.dp.is_main:
             tensors: dict[str, Tensor] = {"run.var_sum": self.var_sum}
+            if self.norm.dim_scale is not None:
+                tensors["run.dim_scale"] = self.norm.dim_scale
             for m in self.members:
                 tensors.update(m.tensors())
             meta = {
                 "step": self.step,
                 "n_steps": self.n_steps,
                 "tokens": self.step * self.cfg.batch_size,
-                "scale": self.scale,
+                "scale": self.norm.scale,
+                "dominant": list(self.norm.dominant),
+                "dominant_share": self.norm.dominant_share,
                 "d_in": self.members[0].sae.d_in,
                 "names": [m.name for m in self.members],
                 "sae_configs": [m.sae.cfg.to_dict() for m in self.members],
@@ -364,10 +416,13 @@ class _Run:
                 "lr": m.base_lr,
                 "steps": self.step,
                 "tokens": tokens,
-                "normalization_scale": self.scale,
+                "normalization_scale": self.norm.scale,
                 "normalization_folded": True,
+                "dominant_dims": list(self.norm.dominant),
+                "dominant_share": self.norm.dominant_share,
+                "dims_rebalanced": self.norm.dim_scale is not None,
             }
-            saes.append(finished_sae(m, self.scale, training))
+            saes.append(finished_sae(m, self.norm, training))
         return TrainResult(
             saes=tuple(saes),
             names=tuple(m.name for m in self.members),

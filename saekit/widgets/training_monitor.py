@@ -25,11 +25,14 @@ import traitlets as t
 
 from saekit._html import text_table
 from saekit.errors import SaekitError
+from saekit.train._diagnostics import EV_GAP
 from saekit.widgets._base import SaekitView, as_bytes
 from saekit.widgets._bundle import bundle
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from saekit.train.results import TrainStep
 
 __all__ = ["METRIC_TITLES", "TrainingMonitor"]
 
@@ -40,6 +43,7 @@ METRIC_TITLES = {
     "mse": "MSE",
     "loss": "Loss",
     "lr": "Learning rate",
+    "explained_variance_rest": "EV outside massive dims",
 }
 
 
@@ -56,7 +60,12 @@ class TrainingMonitor(SaekitView):
 
     Synced state: ``metrics``, ``saes``, ``series`` (``{"sae", "metric", "n"}`` per line,
     in buffer order), ``data`` (float64 ``[sum n, 2]`` rows of ``(step, value)``),
-    ``log_y``, ``step``.
+    ``log_y``, ``step``, ``notes`` (SAE name -> warning, shown above the charts).
+
+    A monitor is also a training callback: ``train_saes(..., callbacks=[monitor])``
+    passes the trainer's warnings too, e.g. when a few massive dimensions make
+    explained variance look better than the dictionary is. Fed by :meth:`update`
+    alone, it warns when ``explained_variance_rest`` lags ``explained_variance``.
     """
 
     _esm = bundle("training_monitor.js")
@@ -69,6 +78,7 @@ class TrainingMonitor(SaekitView):
     data = t.Bytes(b"").tag(sync=True)
     log_y = t.List(t.Unicode()).tag(sync=True)
     step = t.Float(None, allow_none=True).tag(sync=True)
+    notes = t.Dict(value_trait=t.Unicode()).tag(sync=True)
 
     def __init__(
         self,
@@ -87,11 +97,23 @@ class TrainingMonitor(SaekitView):
         self._last_sync = 0.0
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._notes: dict[str, str] = {}
 
-    def update(self, step: float, metrics: Mapping[str, Mapping[str, float]]) -> None:
+    def __call__(self, event: TrainStep) -> None:
+        """Record a training event (use the monitor as a ``train_saes`` callback)."""
+        self.update(event.step, event.metrics, notes=event.notes)
+
+    def update(
+        self,
+        step: float,
+        metrics: Mapping[str, Mapping[str, float]],
+        *,
+        notes: Mapping[str, str] | None = None,
+    ) -> None:
         """Add one step's metrics: ``{sae_name: {metric_name: value}}``.
 
-        Non-finite values are skipped. Steps need not be evenly spaced.
+        Non-finite values are skipped. Steps need not be evenly spaced. ``notes``
+        (SAE name -> warning) replace the warnings the monitor works out itself.
         """
         if not isinstance(metrics, Mapping) or not all(
             isinstance(v, Mapping) for v in metrics.values()
@@ -107,6 +129,7 @@ class TrainingMonitor(SaekitView):
                         self._points.setdefault((str(sae), str(name)), []).append(
                             (float(step), float(value))
                         )
+                self._notes[str(sae)] = (notes or {}).get(sae) or _own_note(values)
         self._schedule(float(step))
 
     def flush(self) -> None:
@@ -140,7 +163,8 @@ class TrainingMonitor(SaekitView):
         head += f" · step {last:g} · {len(saes)} SAE{'s' if len(saes) != 1 else ''}"
         titles = [METRIC_TITLES.get(m, m) for m in metrics]
         rows = [[sae, *(_latest(points.get((sae, m))) for m in metrics)] for sae in saes]
-        return head + "\n" + text_table(rows, ["sae", *titles])
+        warn = [f"! {sae}: {note}" for sae, note in self._notes.items() if note]
+        return "\n".join([head, text_table(rows, ["sae", *titles]), *warn])
 
     def _schedule(self, step: float) -> None:
         now = time.monotonic()
@@ -169,7 +193,17 @@ class TrainingMonitor(SaekitView):
         data = np.concatenate(chunks) if chunks else np.zeros((0, 2))
         step = max((p[-1][0] for p in self._points.values()), default=None)
         return {"metrics": metrics, "saes": saes, "series": series,
-                "data": as_bytes(data, "f8", name="metrics", ndim=2), "step": step}
+                "data": as_bytes(data, "f8", name="metrics", ndim=2), "step": step,
+                "notes": {k: v for k, v in self._notes.items() if v}}
+
+
+def _own_note(values: Mapping[str, float]) -> str:
+    """A warning from the metrics alone: EV far above EV outside the massive dimensions."""
+    ev, rest = values.get("explained_variance"), values.get("explained_variance_rest")
+    if ev is None or rest is None or not ev - rest >= EV_GAP:
+        return ""
+    return (f"EV {ev:.2f} is dominated by a few massive dimensions; outside them EV is "
+            f"{rest:.2f}, and the model's loss depends on those too")
 
 
 def _ordered(items: Any) -> list[str]:

@@ -139,6 +139,7 @@ function draw(st) {
   if (!lines.length) { add(root, h("div", { class: "sk-empty" }, "Waiting for the first update(step, metrics)…")); return; }
   add(root, h("div", { class: "sk-series-legend" }, saes.map((sae) =>
     h("span", {}, h("span", { class: "sk-line-key", style: { background: css(colourOf(sae)) } }), sae))));
+  add(root, notes(model));
   const grid = h("div", { class: "sk-charts" });
   for (const metric of model.get("metrics") || []) {
     const mine = lines.filter((ln) => ln.metric === metric);
@@ -148,6 +149,12 @@ function draw(st) {
     add(grid, c.node);
   }
   add(root, grid);
+}
+
+// Warnings from the trainer (e.g. EV dominated by a few massive dimensions).
+function notes(model) {
+  return Object.entries(model.get("notes") || {}).map(([sae, note]) =>
+    h("div", { class: "sk-error", role: "note", "data-sae": sae }, `${sae}: ${note}`));
 }
 
 function toggleLog(st, metric) {
@@ -167,7 +174,7 @@ function render({ model, el }) {
   el.appendChild(root);
   const st = { model, root, logState: new Set(model.get("log_y") || []) };
   draw(st);
-  const off = redrawOnChange(model, ["series", "data", "saes", "metrics", "step", "title"], () => draw(st));
+  const off = redrawOnChange(model, ["series", "data", "saes", "metrics", "step", "title", "notes"], () => draw(st));
   const off2 = listen(model, ["log_y"], () => resetLog(st));
   return () => { off(); off2(); };
 }

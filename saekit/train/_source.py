@@ -25,8 +25,11 @@ class ActivationSource(Protocol):
     batches for the same arguments, beginning with batch ``i`` of that order.
     """
 
-    d_in: int
-    n_tokens: int
+    @property
+    def d_in(self) -> int: ...
+
+    @property
+    def n_tokens(self) -> int: ...
 
     def iter_batches(
         self, batch_size: int, *, shuffle: bool = True, seed: int = 0, start: int = 0

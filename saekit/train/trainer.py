@@ -27,6 +27,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from saekit.errors import SaekitError
+from saekit.sae.base import SAE
 from saekit.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from saekit.train._diagnostics import quality_note
 from saekit.train._members import (
@@ -129,7 +130,7 @@ class _Run:
             d_in = self.members[0].sae.d_in
             rest = torch.ones(d_in, dtype=torch.float64, device=self.device)
             rest[list(self.norm.dominant)] = 0.0
-            self._rest = rest if dim_scale is None else rest * self._metric_weight.double()
+            self._rest = rest if self._metric_weight is None else rest * self._metric_weight.double()
 
     # -- setup -------------------------------------------------------------------------
 
@@ -363,7 +364,7 @@ class _Run:
                          {k: v for k, v in notes.items() if v})
 
     @torch.no_grad()
-    def _ev_rest(self, sae: torch.nn.Module) -> float:
+    def _ev_rest(self, sae: SAE) -> float:
         """EV outside the massive dimensions, on the last batch (raw axes)."""
         assert self._rest is not None and self._last_x is not None
         x = self._last_x  # [n_local, d_in], normalised
@@ -442,7 +443,7 @@ def _shape(sae_cfg: dict[str, Any]) -> tuple[Any, ...]:
 
 def _as_list(specs: Sequence[SAESpec] | SAESpec) -> list[SAESpec]:
     if isinstance(specs, (int, torch.nn.Module)) or not isinstance(specs, Sequence):
-        return [specs]  # type: ignore[list-item]
+        return [specs]
     return list(specs)
 
 

@@ -174,6 +174,11 @@ class Model:
     def special_ids(self) -> set[int]:
         return set(self.tokenizer.all_special_ids)
 
+    def special_mask(self, ids: Tensor) -> Tensor:
+        """Bool mask, same shape and device as ``ids``, True at special tokens (BOS...)."""
+        special = torch.tensor(sorted(self.special_ids), dtype=torch.long, device=ids.device)
+        return torch.isin(ids, special)
+
     def to_tokens(self, text: str) -> list[int]:
         """Token ids of one text, starting with a BOS token.
 
@@ -419,7 +424,7 @@ class Model:
             res = self.run(batch.input_ids, batch.attention_mask, read=sites, logits=False)
             keep = batch.fresh()
             if not keep_special:
-                keep &= ~torch.isin(batch.input_ids, torch.tensor(sorted(self.special_ids)))
+                keep &= ~self.special_mask(batch.input_ids)
             keep_dev = keep.to(self.device)
             yield Activations(
                 acts={s: res.acts[s][keep_dev].float().cpu() for s in sites},

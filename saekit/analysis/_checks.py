@@ -115,6 +115,5 @@ def one_token(model: Model, token: int | str) -> int:
 
 
 def special_mask(model: Model, ids: Tensor) -> Tensor:
-    """Bool mask, same shape as ``ids``, True at the tokenizer's special tokens (BOS...)."""
-    special = torch.tensor(sorted(model.special_ids), dtype=torch.long)
-    return torch.isin(ids.cpu(), special)
+    """Bool mask on the CPU, same shape as ``ids``, True at the tokenizer's special tokens (BOS...)."""
+    return model.special_mask(ids.cpu())
